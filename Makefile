@@ -1,0 +1,100 @@
+# kfcgi: FastCGI process manager.  GNU make.
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+SBINDIR	 = $(PREFIX)/sbin
+LIBDIR	 = $(PREFIX)/lib
+INCDIR	 = $(PREFIX)/include
+MANDIR	 = $(PREFIX)/share/man
+PCDIR	 = $(LIBDIR)/pkgconfig
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wmissing-prototypes \
+	   -Wstrict-prototypes -Wshadow -Wpointer-arith -Wno-unused-parameter
+ifdef WERROR
+CFLAGS	+= -Werror
+endif
+# SANITIZE=1 builds the daemon, the library and the example worker with
+# AddressSanitizer and UBSan; the statically linked test worker cannot be.
+ifdef SANITIZE
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+endif
+
+EVENT_CFLAGS != pkg-config --cflags libevent_core 2>/dev/null
+EVENT_LIBS   != pkg-config --libs libevent_core 2>/dev/null || echo -levent_core
+
+PROG	 = kfcgi
+SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
+	   src/spawn.c src/fdpass.c src/pool.c src/backoff.c
+HDRS	 = src/kfcgi.h src/log.h src/pool.h
+OBJS	 = $(SRCS:.c=.o)
+
+LIB	 = lib/libkfcgi_worker.a
+LIBSRCS	 = lib/kfcgi_worker.c lib/kfcgi_request.c
+LIBOBJS	 = $(LIBSRCS:.c=.o)
+
+EXAMPLE	 = examples/hello
+TESTBINS = tests/testworker tests/libfcgi-worker tests/unit
+
+all: $(PROG) $(LIB) $(EXAMPLE)
+
+$(PROG): $(OBJS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS)
+
+src/%.o: src/%.c $(HDRS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(EVENT_CFLAGS) -c -o $@ $<
+
+lib/%.o: lib/%.c lib/kfcgi_worker.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
+
+$(LIB): $(LIBOBJS)
+	rm -f $@
+	$(AR) rcs $@ $(LIBOBJS)
+
+$(EXAMPLE): examples/hello.c $(LIB)
+	$(CC) $(CFLAGS) $(SANFLAGS) -Ilib -o $@ examples/hello.c $(LIB)
+
+# The test worker is static so that it runs inside an empty jail.  Its
+# library objects are built apart, without sanitizers.
+tests/testworker: tests/testworker.c lib/kfcgi_worker.c lib/kfcgi_request.c \
+    lib/kfcgi_worker.h
+	$(CC) $(CFLAGS) -Ilib -static -o $@ tests/testworker.c \
+	    lib/kfcgi_worker.c lib/kfcgi_request.c
+
+tests/libfcgi-worker: tests/libfcgi-worker.c
+	$(CC) $(CFLAGS) -o $@ tests/libfcgi-worker.c -lfcgi
+
+tests/unit: tests/unit.c src/backoff.c src/fdpass.c $(HDRS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit.c src/backoff.c \
+	    src/fdpass.c
+
+kfcgi-worker.pc: lib/kfcgi-worker.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCDIR@|$(INCDIR)|g' lib/kfcgi-worker.pc.in > $@
+
+check: all $(TESTBINS)
+	./tests/unit
+	sh tests/run-pytest.sh
+
+lint:
+	mandoc -Tlint -Wwarning man/kfcgi.8 lib/kfcgi_worker.3
+
+install: all kfcgi-worker.pc
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
+	    $(DESTDIR)$(PCDIR)
+	install -m 0755 $(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
+	install -m 0644 man/kfcgi.8 $(DESTDIR)$(MANDIR)/man8/kfcgi.8
+	install -m 0644 lib/kfcgi_worker.3 $(DESTDIR)$(MANDIR)/man3/kfcgi_worker.3
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libkfcgi_worker.a
+	install -m 0644 lib/kfcgi_worker.h $(DESTDIR)$(INCDIR)/kfcgi_worker.h
+	install -m 0644 kfcgi-worker.pc $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
+
+clean:
+	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS) \
+	    kfcgi-worker.pc
+	rm -rf tests/__pycache__ .pytest_cache
+
+.PHONY: all check lint install clean

@@ -1,0 +1,87 @@
+/*
+ * Copyright (c) 2026 The kfcgi authors.
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+#ifndef KFCGI_H
+#define KFCGI_H
+
+#include <sys/types.h>
+
+#include <stdint.h>
+
+#define KFCGI_MAXWORKERS	8192	/* upper bound of -n and -N */
+#define KFCGI_MAXWAIT		86400	/* upper bound of -w, seconds */
+#define KFCGI_GRACE_MS		5000	/* stop/retire: SIGTERM to SIGKILL */
+#define KFCGI_CHANNEL_FD	3	/* worker's end of the channel (-r) */
+
+/* A user named by -u or -U, resolved before the jail hides passwd. */
+struct user {
+	const char	*name;
+	uid_t		 uid;
+	gid_t		 gid;
+};
+
+/* Everything the command line decides. */
+struct config {
+	int		 foreground;	/* -d */
+	int		 varpool;	/* -r */
+	int		 verbose;	/* -v */
+	int		 backlog;	/* -l, derived if not given */
+	int		 nworkers;	/* -n */
+	int		 maxworkers;	/* -N */
+	const char	*jail;		/* -p */
+	const char	*sockpath;	/* -s */
+	struct user	 sockuser;	/* -u, name NULL if not given */
+	struct user	 procuser;	/* -U, name NULL if not given */
+	int		 waittime;	/* -w, seconds */
+	char		*const *argv;	/* prog and its arguments */
+};
+
+/* What every worker is started with; prepared once. */
+struct spawner {
+	char	*const *argv;
+	char	**envp;
+	int	 fd0;		/* listening socket, or /dev/null (-r) */
+	int	 outfd;		/* stdout and stderr, -1 for the manager's */
+};
+
+/* spawn.c */
+void	 spawn_init(struct spawner *, char *const *, int, int, int);
+pid_t	 spawn_worker(const struct spawner *, int);
+
+/* sock.c */
+int	 sock_listen(const struct config *);
+int	 sock_path_fits(const char *);
+
+/* priv.c */
+int	 priv_lookup(struct user *, const char *);
+void	 priv_check_caller(const struct config *);
+void	 priv_jail(const char *);
+void	 priv_drop(const struct user *);
+void	 priv_check_prog(const char *);
+void	 priv_raise_nofile(int);
+
+/* daemon.c */
+void	 daemon_start(void);
+void	 daemon_ready(int);
+int	 devnull_open(void);
+
+/* fdpass.c */
+int	 fdpass_send(int, uint64_t, int);
+ssize_t	 fdpass_read_cookie(int, unsigned char *, size_t *);
+
+/* backoff.c */
+long	 backoff_delay_ms(unsigned int);
+
+#endif /* !KFCGI_H */

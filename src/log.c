@@ -1,0 +1,138 @@
+/*
+ * Copyright (c) 2026 The kfcgi authors.
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "log.h"
+
+static int	 log_syslog;	/* syslog has been opened */
+static int	 log_tostderr = 1;
+static int	 log_verbose;
+
+static void	 log_vmsg(int, const char *, const char *, va_list)
+		    __attribute__((__format__(printf, 3, 0)));
+
+/*
+ * Open syslog now, while /dev/log is still reachable: LOG_NDELAY
+ * connects at once, so the jail needs no /dev of its own.
+ */
+void
+log_open(int tostderr, int verbose)
+{
+	openlog("kfcgi", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_syslog = 1;
+	log_tostderr = tostderr;
+	log_verbose = verbose;
+}
+
+void
+log_stderr(int on)
+{
+	log_tostderr = on;
+}
+
+static void
+log_vmsg(int pri, const char *reason, const char *fmt, va_list ap)
+{
+	char	 msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_tostderr) {
+		if (reason != NULL)
+			fprintf(stderr, "kfcgi: %s: %s\n", msg, reason);
+		else
+			fprintf(stderr, "kfcgi: %s\n", msg);
+		fflush(stderr);
+	}
+	if (!log_syslog)
+		return;
+	if (reason != NULL)
+		syslog(pri, "%s: %s", msg, reason);
+	else
+		syslog(pri, "%s", msg);
+}
+
+/* Warn with the reason taken from errno, as warn(3) does. */
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_ERR, strerror(saved), fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_ERR, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_INFO, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(LOG_DEBUG, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_CRIT, strerror(saved), fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_CRIT, NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,99 @@
+/*
+ * Copyright (c) 2026 The kfcgi authors.
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+#ifndef POOL_H
+#define POOL_H
+
+#include <sys/queue.h>
+
+#include <event.h>
+#include <time.h>
+
+/*
+ * A worker's life.  Every change of state goes through worker_set() in
+ * pool.c, which keeps the lists and counters below in step.
+ *
+ *   NEW       just spawned, not yet placed
+ *   RUNNING   fixed pool: accepts on its own; we cannot tell busy from idle
+ *   IDLE      variable pool: on the idle list, waiting for a connection
+ *   BUSY      variable pool: holds one connection, owes us its cookie
+ *   DRAINING  busy, but retires as soon as it returns its connection
+ *   EXITING   channel closed and SIGTERM sent; SIGKILL at its deadline
+ *   KILLED    SIGKILL sent; only reaping remains
+ */
+enum wstate {
+	W_NEW,
+	W_RUNNING,
+	W_IDLE,
+	W_BUSY,
+	W_DRAINING,
+	W_EXITING,
+	W_KILLED
+};
+
+struct pool;
+
+struct worker {
+	struct pool		*pool;
+	pid_t			 pid;
+	enum wstate		 state;
+	unsigned int		 gen;		/* SIGHUP generation */
+	int			 chan;		/* -1: none or closed */
+	struct event		 ev;		/* chan readable */
+	uint64_t		 cookie;	/* of the connection held */
+	unsigned char		 reply[8];	/* cookie coming back */
+	size_t			 replylen;
+	struct timespec		 started;
+	struct timespec		 since;		/* idle since / deadline */
+	uint64_t		 served;
+	TAILQ_ENTRY(worker)	 entry;		/* idle list or kill FIFO */
+	TAILQ_ENTRY(worker)	 all;		/* every unreaped worker */
+	struct worker		*hnext;		/* pid hash chain */
+};
+
+TAILQ_HEAD(workerq, worker);
+
+struct pool {
+	const struct config	*conf;
+	struct spawner		 spawner;
+	int			 listenfd;
+	int			 pending;	/* accepted, not yet handed */
+	int			 paused;	/* accept event removed */
+	int			 stopping;
+	int			 started;	/* first workers are up */
+	unsigned int		 gen;
+	unsigned int		 streak;	/* consecutive early deaths */
+	int			 throttled;	/* respawn timer pending */
+	int			 nlive;		/* RUNNING + IDLE + BUSY */
+	int			 nall;		/* not yet reaped */
+	struct workerq		 idle;		/* head: most recently freed */
+	struct workerq		 exiting;	/* FIFO by kill deadline */
+	struct workerq		 workers;
+	struct worker		**hash;
+	size_t			 hashmask;
+	struct event		 ev_accept;
+	struct event		 ev_release;	/* idle workers over -n */
+	struct event		 ev_kill;	/* head of the exiting FIFO */
+	struct event		 ev_respawn;	/* crash-loop back-off */
+	struct event		 ev_stable;	/* ends a crash streak */
+	struct event		 ev_resume;	/* accept after EMFILE */
+	struct timespec		 last_early;	/* last early death */
+	struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
+	uint64_t		 accepted, spawned, crashed, violations;
+};
+
+void	 pool_run(const struct config *, int, int);
+
+#endif /* !POOL_H */

@@ -1,0 +1,137 @@
+/*
+ * Copyright (c) 2026 The kfcgi authors.
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kfcgi.h"
+#include "log.h"
+
+extern char	**environ;
+
+#define ENV_CHANNEL	"FCGI_LISTENSOCK_DESCRIPTORS"
+
+/*
+ * The workers' environment: ours, less any stray channel variable (a
+ * classic worker seeing one would wait on the wrong descriptor), plus
+ * the channel's number in a variable pool.
+ */
+static char **
+spawn_environ(int varpool)
+{
+	static char	 chanvar[] = ENV_CHANNEL "=3";
+	char		**env;
+	size_t		 n, i, len = strlen(ENV_CHANNEL);
+
+	for (n = 0; environ[n] != NULL; n++)
+		continue;
+	if ((env = calloc(n + 2, sizeof(*env))) == NULL)
+		fatal("spawn: environment");
+	for (i = n = 0; environ[i] != NULL; i++)
+		if (strncmp(environ[i], ENV_CHANNEL, len) != 0 ||
+		    environ[i][len] != '=')
+			env[n++] = environ[i];
+	if (varpool)
+		env[n++] = chanvar;
+	env[n] = NULL;
+	return env;
+}
+
+void
+spawn_init(struct spawner *sp, char *const *argv, int varpool, int fd0,
+    int outfd)
+{
+	sp->argv = argv;
+	sp->envp = spawn_environ(varpool);
+	sp->fd0 = fd0;
+	sp->outfd = outfd;
+}
+
+/* Every signal to its default and nothing blocked: a clean start. */
+static int
+spawn_attr(posix_spawnattr_t *attr)
+{
+	sigset_t	 all, none;
+
+	sigfillset(&all);
+	sigemptyset(&none);
+	if (posix_spawnattr_init(attr) != 0)
+		return -1;
+	if (posix_spawnattr_setsigdefault(attr, &all) != 0 ||
+	    posix_spawnattr_setsigmask(attr, &none) != 0 ||
+	    posix_spawnattr_setflags(attr,
+	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) != 0) {
+		posix_spawnattr_destroy(attr);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Only the descriptors placed here survive: everything the manager
+ * holds is close-on-exec.
+ */
+static int
+spawn_actions(posix_spawn_file_actions_t *fa, const struct spawner *sp,
+    int chan)
+{
+	if (posix_spawn_file_actions_init(fa) != 0)
+		return -1;
+	if (posix_spawn_file_actions_adddup2(fa, sp->fd0, 0) != 0 ||
+	    (sp->outfd != -1 &&
+	    (posix_spawn_file_actions_adddup2(fa, sp->outfd, 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, sp->outfd, 2) != 0)) ||
+	    (chan != -1 && posix_spawn_file_actions_adddup2(fa, chan,
+	    KFCGI_CHANNEL_FD) != 0)) {
+		posix_spawn_file_actions_destroy(fa);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Start one worker.  glibc's posix_spawn() reports exec failures
+ * (missing program, missing loader, no permission) as its return value,
+ * so they are seen here rather than as a mysterious exit status.
+ * Returns the pid, or -1 with errno.
+ */
+pid_t
+spawn_worker(const struct spawner *sp, int chan)
+{
+	posix_spawn_file_actions_t	 fa;
+	posix_spawnattr_t		 attr;
+	pid_t				 pid;
+	int				 rc;
+
+	if (spawn_actions(&fa, sp, chan) == -1)
+		return -1;
+	if (spawn_attr(&attr) == -1) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -1;
+	}
+	rc = posix_spawn(&pid, sp->argv[0], &fa, &attr, sp->argv, sp->envp);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	return pid;
+}

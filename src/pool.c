@@ -35,6 +35,7 @@ static void	 worker_set(struct pool *, struct worker *, enum wstate);
 static void	 pool_fill(struct pool *);
 static void	 pool_kick(struct pool *);
 static void	 pool_dispatch(struct pool *);
+static int	 pool_handoff(struct pool *, struct worker *, int);
 
 static const char *const state_names[] = {
 	"new", "running", "idle", "busy", "draining", "exiting", "killed"
@@ -232,11 +233,7 @@ worker_retire(struct pool *p, struct worker *w)
 		worker_set(p, w, W_EXITING);
 		break;
 	case W_BUSY:
-		worker_set(p, w, p->stopping ? W_EXITING : W_DRAINING);
-		break;
-	case W_DRAINING:
-		if (p->stopping)
-			worker_set(p, w, W_EXITING);
+		worker_set(p, w, W_DRAINING);
 		break;
 	default:
 		break;
@@ -250,6 +247,26 @@ worker_violation(struct pool *p, struct worker *w, const char *what)
 	log_warnx("worker %d: protocol violation: %s; killing it",
 	    (int)w->pid, what);
 	worker_set(p, w, W_KILLED);
+}
+
+/*
+ * A worker returned its connection.  While stopping, the one connection
+ * we had accepted but not handed off still gets served by it.
+ */
+static void
+worker_freed(struct pool *p, struct worker *w)
+{
+	if (w->state != W_DRAINING) {
+		worker_set(p, w, W_IDLE);
+		return;
+	}
+	if (p->stopping && p->pending != -1 &&
+	    pool_handoff(p, w, p->pending) == 0) {
+		p->pending = -1;
+		worker_set(p, w, W_DRAINING);
+		return;
+	}
+	worker_set(p, w, W_EXITING);
 }
 
 static void
@@ -281,7 +298,7 @@ worker_chan_cb(int fd, short events, void *arg)
 	else {
 		w->replylen = 0;
 		w->served++;
-		worker_set(p, w, w->state == W_DRAINING ? W_EXITING : W_IDLE);
+		worker_freed(p, w);
 	}
 	pool_fill(p);
 	pool_kick(p);
@@ -608,18 +625,30 @@ pool_stop(struct pool *p, int sig)
 	p->stopping = 1;
 	if (p->conf->varpool && !p->paused)
 		event_del(&p->ev_accept);
-	if (p->pending != -1) {
-		close(p->pending);
-		p->pending = -1;
-	}
 	evtimer_del(&p->ev_release);
 	evtimer_del(&p->ev_respawn);
 	for (w = TAILQ_FIRST(&p->workers); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, all);
 		worker_retire(p, w);
 	}
+	timer_in_ms(&p->ev_stop, KFCGI_GRACE_MS);
 	if (p->nall == 0)
 		event_loopexit(NULL);
+}
+
+/* Busy workers had the grace period to finish; no more waiting. */
+static void
+pool_stop_cb(int fd, short events, void *arg)
+{
+	struct pool	*p = arg;
+	struct worker	*w;
+
+	TAILQ_FOREACH(w, &p->workers, all)
+		if (w->state != W_KILLED) {
+			log_warnx("worker %d: still running at the end of "
+			    "the grace period, killing it", (int)w->pid);
+			worker_set(p, w, W_KILLED);
+		}
 }
 
 /*
@@ -696,6 +725,7 @@ pool_events(struct pool *p)
 	evtimer_set(&p->ev_respawn, pool_respawn_cb, p);
 	evtimer_set(&p->ev_stable, pool_stable_cb, p);
 	evtimer_set(&p->ev_resume, pool_resume_cb, p);
+	evtimer_set(&p->ev_stop, pool_stop_cb, p);
 	event_set(&p->ev_accept, p->listenfd, EV_READ | EV_PERSIST,
 	    pool_accept_cb, p);
 }

@@ -30,6 +30,7 @@
  *   IDLE      variable pool: on the idle list, waiting for a connection
  *   BUSY      variable pool: holds one connection, owes us its cookie
  *   DRAINING  busy, but retires as soon as it returns its connection
+ *             (when stopping, it may first serve the one pending one)
  *   EXITING   channel closed and SIGTERM sent; SIGKILL at its deadline
  *   KILLED    SIGKILL sent; only reaping remains
  */
@@ -89,6 +90,7 @@ struct pool {
 	struct event		 ev_respawn;	/* crash-loop back-off */
 	struct event		 ev_stable;	/* ends a crash streak */
 	struct event		 ev_resume;	/* accept after EMFILE */
+	struct event		 ev_stop;	/* end of the stop grace */
 	struct timespec		 last_early;	/* last early death */
 	struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
 	uint64_t		 accepted, spawned, crashed, violations;

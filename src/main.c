@@ -112,8 +112,11 @@ parse(struct config *c, int argc, char *argv[])
 	c->sockpath = DEFAULT_SOCKPATH;
 	c->waittime = DEFAULT_WAITTIME;
 	c->nworkers = 1;
-	/* "+": options end at prog, whose own options are its business. */
-	while ((ch = getopt(argc, argv, "+drvl:n:N:p:s:u:U:w:")) != -1) {
+	/*
+	 * "+": options end at prog, whose own options are its business.
+	 * ":": we word the errors ourselves.
+	 */
+	while ((ch = getopt(argc, argv, "+:drvl:n:N:p:s:u:U:w:")) != -1) {
 		switch (ch) {
 		case 'd':
 			c->foreground = 1;
@@ -152,8 +155,10 @@ parse(struct config *c, int argc, char *argv[])
 		case 'w':
 			c->waittime = number(ch, optarg, 0, KFCGI_MAXWAIT);
 			break;
+		case ':':
+			badusage("-%c: missing argument", optopt);
 		default:
-			usage();
+			badusage("-%c: unknown option", optopt);
 		}
 	}
 	if (optind >= argc)

@@ -289,12 +289,13 @@ worker_chan_cb(int fd, short events, void *arg)
 	else if (n == -1) {
 		log_warn("worker %d: channel", (int)w->pid);
 		worker_set(p, w, W_KILLED);
-	} else if (w->replylen < sizeof(w->cookie))
-		return;
-	else if (w->state != W_BUSY && w->state != W_DRAINING)
-		worker_violation(p, w, "cookie while holding no connection");
-	else if (memcmp(w->reply, &w->cookie, sizeof(w->cookie)) != 0)
+	} else if (w->state != W_BUSY && w->state != W_DRAINING)
+		worker_violation(p, w, "wrote while holding no connection");
+	else if (memcmp(w->reply, &w->cookie, w->replylen) != 0)
+		/* Checked as it comes: garbage is caught without a wait. */
 		worker_violation(p, w, "wrong cookie");
+	else if (w->replylen < sizeof(w->cookie))
+		return;
 	else {
 		w->replylen = 0;
 		w->served++;
@@ -709,6 +710,25 @@ pool_signal_cb(int sig, short events, void *arg)
 	}
 }
 
+/* Every worker is reaped by now; give back what the pool holds. */
+static void
+pool_free(struct pool *p, struct event_base *base)
+{
+	signal_del(&p->ev_sigterm);
+	signal_del(&p->ev_sigint);
+	signal_del(&p->ev_sighup);
+	signal_del(&p->ev_sigchld);
+	evtimer_del(&p->ev_stop);
+	evtimer_del(&p->ev_kill);
+	evtimer_del(&p->ev_stable);
+	evtimer_del(&p->ev_resume);
+	if (p->pending != -1)
+		close(p->pending);
+	free(p->hash);
+	free(p->spawner.envp);
+	event_base_free(base);
+}
+
 static void
 pool_events(struct pool *p)
 {
@@ -739,6 +759,7 @@ void
 pool_run(const struct config *conf, int listenfd, int nullfd)
 {
 	struct pool	 pool, *p = &pool;
+	struct event_base *base;
 
 	memset(p, 0, sizeof(*p));
 	p->conf = conf;
@@ -752,7 +773,7 @@ pool_run(const struct config *conf, int listenfd, int nullfd)
 	    conf->varpool ? nullfd : listenfd,
 	    conf->foreground ? -1 : nullfd);
 	signal(SIGPIPE, SIG_IGN);
-	if (event_init() == NULL)
+	if ((base = event_init()) == NULL)
 		fatalx("event: cannot initialise");
 	pool_events(p);
 	pool_fill(p);
@@ -764,4 +785,5 @@ pool_run(const struct config *conf, int listenfd, int nullfd)
 	    conf->varpool ? " (variable pool)" : "");
 	event_dispatch();
 	log_info("stop: all workers gone, exiting");
+	pool_free(p, base);
 }

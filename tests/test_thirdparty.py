@@ -1,0 +1,326 @@
+"""kfcgi with software it did not come with: a worker built on Debian's
+libfcgi, Debian's cgi-fcgi client, php-cgi, a real nginx in front, and the
+README's demo command."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, descendants, kill_quiet, pids_with_arg, wait_for
+from fcgiclient import parallel
+
+CGI_FCGI = shutil.which("cgi-fcgi") or "/usr/bin/cgi-fcgi"
+PHP_CGI = "/usr/bin/php-cgi"
+NGINX = "/usr/sbin/nginx"
+FASTCGI_PARAMS = "/etc/nginx/fastcgi_params"
+HELLO = b"Hello from kfcgi worker "
+
+
+def need_file(path, package):
+    if not os.access(path, os.X_OK if not path.endswith("params") else
+                     os.R_OK):
+        pytest.skip("%s is missing (Debian package %s)" % (path, package))
+
+
+def cgi_env(**params):
+    """A small environment for cgi-fcgi: it sends its environment to the
+    application as the FastCGI parameters."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "/",
+        "REQUEST_URI": "/",
+        "QUERY_STRING": "",
+    }
+    env.update({k: str(v) for k, v in params.items()})
+    return env
+
+
+def cgi_fcgi(sock, **params):
+    """One request through Debian's cgi-fcgi; returns its stdout (bytes)."""
+    need_file(CGI_FCGI, "libfcgi-bin")
+    p = subprocess.run([CGI_FCGI, "-bind", "-connect", sock],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=cgi_env(**params),
+                       timeout=20)
+    assert p.returncode == 0, p
+    return p.stdout
+
+
+def split_cgi(out):
+    """(headers dict with lower-case keys, body) of a CGI response."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        if sep in out:
+            head, body = out.split(sep, 1)
+            break
+    else:
+        raise AssertionError("no CGI header block in %r" % out[:300])
+    headers = {}
+    for line in head.decode("latin-1").splitlines():
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return headers, body
+
+
+# -------------------------------------------------------------- libfcgi ---
+
+def libfcgi_pid(body):
+    """The pid in the libfcgi test worker's answer "libfcgi pid=N"."""
+    m = re.fullmatch(rb"libfcgi pid=(\d+)\n?", body)
+    assert m, body
+    return int(m.group(1))
+
+
+def test_libfcgi_worker(kfcgi, bins):
+    """A worker built on Debian's libfcgi, in the fixed pool, through our
+    client and through Debian's cgi-fcgi."""
+    kfcgi.start(prog=bins.need("libfcgi_worker"))
+    ws = kfcgi.wait_workers(3)
+    for i in range(10):
+        r = kfcgi.request(query="n=%d" % i)
+        assert r.status == 200, r
+        assert r.app_status == 0 and r.protocol_status == 0, r
+        assert r.headers.get("content-type") == "text/plain", r
+        assert libfcgi_pid(r.body) in ws, (r, ws)
+    for i in range(5):
+        out = cgi_fcgi(kfcgi.sock, QUERY_STRING="via=cgi-fcgi&n=%d" % i)
+        headers, body = split_cgi(out)
+        assert headers.get("content-type") == "text/plain", out
+        assert libfcgi_pid(body) in ws, (out, ws)
+    # Nobody died on the way.
+    assert kfcgi.workers() == ws
+
+
+# -------------------------------------------------------------- php-cgi ---
+
+def test_php_cgi(kfcgi, sockdir):
+    """Debian's php-cgi is a classic FastCGI application: it accepts on
+    descriptor 0.  Several requests, answered by the pool's workers."""
+    need_file(PHP_CGI, "php-cgi")
+    docroot = os.path.join(sockdir, "php")
+    os.mkdir(docroot)
+    os.chmod(docroot, 0o755)
+    script = os.path.join(docroot, "index.php")
+    with open(script, "w") as f:
+        f.write('<?php echo "php ok ", getmypid(), " ", '
+                '$_GET["n"] ?? "-", "\\n";\n')
+    os.chmod(script, 0o644)
+    # php-cgi handles requests itself (no children of its own).
+    kfcgi.start(args=["-n", "2"], prog=PHP_CGI,
+                env={"PHP_FCGI_CHILDREN": "0"})
+    ws = kfcgi.wait_workers(2)
+    params = {"SCRIPT_FILENAME": script, "SCRIPT_NAME": "/index.php",
+              "DOCUMENT_ROOT": docroot, "REDIRECT_STATUS": "200",
+              "REQUEST_URI": "/index.php"}
+    for i in range(8):
+        r = kfcgi.request(params=params, query="n=%d" % i, timeout=20)
+        assert r.status == 200, r
+        words = r.body.decode().split()
+        assert words[:2] == ["php", "ok"], r
+        assert int(words[2]) in ws, (r, ws)
+        assert words[3] == str(i), r
+    out = cgi_fcgi(kfcgi.sock, QUERY_STRING="n=cgi", **params)
+    headers, body = split_cgi(out)
+    assert body.startswith(b"php ok "), out
+    assert body.split()[3] == b"cgi", out
+
+
+# ---------------------------------------------------------------- nginx ---
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Nginx:
+    """nginx in the foreground with its own prefix, config, logs and
+    temporary directories, passing every request to a kfcgi socket."""
+
+    def __init__(self, prefix, sock):
+        self.prefix = prefix
+        self.sock = sock
+        self.proc = None
+        self.port = None
+        self.errlog = os.path.join(prefix, "error.log")
+
+    def config(self):
+        p = self.prefix
+        temps = "\n".join("    %s_temp_path %s/tmp-%s;" % (m, p, m) for m in
+                          ("client_body", "proxy", "fastcgi", "uwsgi",
+                           "scgi"))
+        return """\
+%(user)s
+worker_processes 1;
+error_log %(p)s/error.log info;
+pid %(p)s/nginx.pid;
+events { worker_connections 128; }
+http {
+    access_log %(p)s/access.log;
+%(temps)s
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            include %(params)s;
+            fastcgi_pass unix:%(sock)s;
+        }
+    }
+}
+""" % {"user": "user root;" if os.geteuid() == 0 else "",
+       "p": p, "temps": temps, "port": self.port,
+       "params": FASTCGI_PARAMS, "sock": self.sock}
+
+    def start(self, timeout=15.0):
+        need_file(NGINX, "nginx-light")
+        need_file(FASTCGI_PARAMS, "nginx-common")
+        for attempt in range(5):
+            self.port = free_port()
+            conf = os.path.join(self.prefix, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(self.config())
+            log = open(os.path.join(self.prefix, "stderr.log"), "ab")
+            self.proc = subprocess.Popen(
+                [NGINX, "-p", self.prefix + "/", "-e", self.errlog,
+                 "-c", conf, "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            log.close()
+            if wait_for(lambda: self.proc.poll() is not None or
+                        self.listening(), timeout) and \
+                    self.proc.poll() is None:
+                return self
+            self.stop()
+            if "Address already in use" not in self.log():
+                break
+        pytest.fail("nginx did not start:\n%s" % self.log())
+
+    def listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+            return True
+        except OSError:
+            return False
+
+    def log(self):
+        text = ""
+        for name in ("stderr.log", "error.log"):
+            try:
+                with open(os.path.join(self.prefix, name), "rb") as f:
+                    text += f.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+        return text[-4000:]
+
+    def get(self, path="/", timeout=20):
+        """(status, body) of one HTTP GET, bypassing any proxy settings."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = "http://127.0.0.1:%d%s" % (self.port, path)
+        try:
+            with opener.open(url, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        kids = descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                kill_quiet(self.proc.pid)
+                self.proc.wait(10)
+        for pid in kids:
+            kill_quiet(pid)
+        self.proc = None
+
+
+@pytest.fixture
+def nginx(sockdir):
+    made = []
+
+    def make(sock):
+        d = os.path.join(sockdir, "nginx%d" % len(made))
+        os.mkdir(d)
+        n = Nginx(d, sock)
+        made.append(n)
+        return n.start()
+    yield make
+    for n in made:
+        n.stop()
+
+
+@pytest.mark.time_limit(120)
+@pytest.mark.parametrize("args,mode", [
+    ([], b"classic"),
+    (["-r", "-n", "1", "-N", "4", "-w", "1"], b"extension"),
+], ids=["fixed", "variable"])
+def test_nginx_hello(kfcgi, bins, nginx, args, mode):
+    """nginx -> fastcgi_pass unix:SOCK -> kfcgi -> examples/hello."""
+    kfcgi.start(args=args, prog=bins.need("hello"))
+    web = nginx(kfcgi.sock)
+    for i in range(10):
+        status, body = web.get("/hello/%d" % i)
+        assert status == 200, (status, body, web.log())
+        assert body.startswith(HELLO), body
+        assert b"(%s mode)" % mode in body, body
+        assert b"REQUEST_URI /hello/%d" % i in body, body
+    # Several at once: all answered (and, with -r, the pool may grow).
+    got = parallel(8, lambda i: web.get("/par/%d" % i))
+    for i, res in enumerate(got):
+        assert not isinstance(res, BaseException), (i, res, web.log())
+        status, body = res
+        assert status == 200, (status, body, web.log())
+        assert body.startswith(HELLO) and \
+            b"REQUEST_URI /par/%d" % i in body, body
+    assert kfcgi.running()
+    assert kfcgi.stop() == 0
+
+
+# ----------------------------------------------------------------- demo ---
+
+@pytest.mark.time_limit(300)
+def test_demo_command(sockdir):
+    """The README's first command, in its once-only form."""
+    if os.geteuid() != 0:
+        chk = subprocess.run(["sh", os.path.join(ROOT, "tools", "deps.sh"),
+                              "demo"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        if chk.returncode != 0:
+            pytest.skip("demo packages missing and not root: %s" %
+                        chk.stdout.decode().strip())
+    env = dict(os.environ)
+    env["KFCGI_DEMO_ONCE"] = "1"
+    # Not the jobserver or variables of a `make check` running this test.
+    for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(k, None)
+    sock = os.path.join(ROOT, "run", "hello.sock")
+    t0 = time.monotonic()
+    p = subprocess.run([os.path.join(ROOT, "tools", "demo.sh")],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env, timeout=280)
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 0, (p.returncode, out, err[-3000:])
+    assert "Hello from kfcgi worker " in out, (out, err[-3000:])
+    assert "REQUEST_URI /hello" in out, out
+    # The demo stops what it started.
+    assert wait_for(lambda: not pids_with_arg(sock), 10), pids_with_arg(sock)
+    assert not os.path.exists(sock)
+    assert time.monotonic() - t0 < 280
+

@@ -70,10 +70,6 @@ tests/unit: tests/unit.c src/backoff.c src/fdpass.c $(HDRS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit.c src/backoff.c \
 	    src/fdpass.c
 
-kfcgi-worker.pc: lib/kfcgi-worker.pc.in
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCDIR@|$(INCDIR)|g' lib/kfcgi-worker.pc.in > $@
-
 check: all $(TESTBINS)
 	./tests/unit
 	sh tests/run-pytest.sh
@@ -81,7 +77,7 @@ check: all $(TESTBINS)
 lint:
 	mandoc -Tlint -Wwarning man/kfcgi.8 lib/kfcgi_worker.3
 
-install: all kfcgi-worker.pc
+install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
 	    $(DESTDIR)$(PCDIR)
@@ -90,11 +86,13 @@ install: all kfcgi-worker.pc
 	install -m 0644 lib/kfcgi_worker.3 $(DESTDIR)$(MANDIR)/man3/kfcgi_worker.3
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libkfcgi_worker.a
 	install -m 0644 lib/kfcgi_worker.h $(DESTDIR)$(INCDIR)/kfcgi_worker.h
-	install -m 0644 kfcgi-worker.pc $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCDIR@|$(INCDIR)|g' lib/kfcgi-worker.pc.in \
+	    > $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
+	chmod 0644 $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
 
 clean:
-	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS) \
-	    kfcgi-worker.pc
+	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS)
 	rm -rf tests/__pycache__ .pytest_cache
 
 .PHONY: all check lint install clean

@@ -29,7 +29,7 @@
 
 #define EARLY_DEATH_MS	2000	/* dying sooner counts toward a crash loop */
 #define ACCEPT_BATCH	64	/* connections per accept event */
-#define EMFILE_PAUSE_MS	100	/* back-off when out of descriptors */
+#define ACCEPT_PAUSE_MS	100	/* back-off after accept failed */
 
 static void	 worker_set(struct pool *, struct worker *, enum wstate);
 static void	 pool_fill(struct pool *);
@@ -480,17 +480,15 @@ pool_accept_one(struct pool *p)
 			continue;
 		case EAGAIN:
 			return -1;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			/* Leave connections queued in the kernel a while. */
+		default:
+			/*
+			 * Out of descriptors or memory, most likely: leave
+			 * connections queued in the kernel a while rather
+			 * than spin on a socket that stays readable.
+			 */
 			log_warn("accept: %s", p->conf->sockpath);
 			pool_pause(p);
-			timer_in_ms(&p->ev_resume, EMFILE_PAUSE_MS);
-			return -1;
-		default:
-			log_warn("accept: %s", p->conf->sockpath);
+			timer_in_ms(&p->ev_resume, ACCEPT_PAUSE_MS);
 			return -1;
 		}
 	}

@@ -7,6 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 sh tools/deps.sh test
+make clean
 make WERROR=1
 make WERROR=1 check
 make lint

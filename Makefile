@@ -27,7 +27,8 @@ EVENT_LIBS   != pkg-config --libs libevent_core 2>/dev/null || echo -levent_core
 
 PROG	 = kfcgi
 SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
-	   src/spawn.c src/fdpass.c src/pool.c src/backoff.c
+	   src/spawn.c src/fdpass.c src/pool.c src/backoff.c \
+	   src/cookie.c
 HDRS	 = src/kfcgi.h src/log.h src/pool.h
 OBJS	 = $(SRCS:.c=.o)
 
@@ -66,13 +67,20 @@ tests/testworker: tests/testworker.c lib/kfcgi_worker.c lib/kfcgi_request.c \
 tests/libfcgi-worker: tests/libfcgi-worker.c
 	$(CC) $(CFLAGS) -o $@ tests/libfcgi-worker.c -lfcgi
 
-tests/unit: tests/unit.c src/backoff.c src/fdpass.c $(HDRS)
+tests/unit: tests/unit.c src/backoff.c src/fdpass.c src/cookie.c $(HDRS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit.c src/backoff.c \
-	    src/fdpass.c
+	    src/fdpass.c src/cookie.c
 
 check: all $(TESTBINS)
 	./tests/unit
 	sh tests/run-pytest.sh
+
+# Not a test: builds the load generator and prints a table of numbers.
+bench: all tests/testworker
+	$(CC) $(CFLAGS) $(LDFLAGS) -o bench/fcgiload bench/fcgiload.c
+	bash bench/run.sh
+
+.PHONY: bench
 
 lint:
 	mandoc -Tlint -Wwarning man/kfcgi.8 lib/kfcgi_worker.3
@@ -92,7 +100,8 @@ install: all
 	chmod 0644 $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
 
 clean:
-	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS)
+	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS) \
+	    bench/fcgiload
 	rm -rf tests/__pycache__ .pytest_cache
 
 .PHONY: all check lint install clean

@@ -81,6 +81,9 @@ int	 devnull_open(void);
 int	 fdpass_send(int, uint64_t, int);
 ssize_t	 fdpass_read_cookie(int, unsigned char *, size_t *);
 
+/* cookie.c */
+uint64_t cookie_next(void);
+
 /* backoff.c */
 long	 backoff_delay_ms(unsigned int);
 

@@ -13,6 +13,7 @@
  * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -63,7 +64,9 @@ number(int opt, const char *arg, long min, long max)
 
 	errno = 0;
 	val = strtol(arg, &end, 10);
-	if (*arg == '\0' || *end != '\0' || arg[0] == ' ')
+	if (!isdigit((unsigned char)*arg) && *arg != '-')
+		badusage("-%c: %s: not a number", opt, arg);
+	if (*end != '\0')
 		badusage("-%c: %s: not a number", opt, arg);
 	if (errno == ERANGE || val < min || val > max)
 		badusage("-%c: %s: out of range (%ld to %ld)", opt, arg,

@@ -36,6 +36,7 @@ static void	 pool_fill(struct pool *);
 static void	 pool_kick(struct pool *);
 static void	 pool_dispatch(struct pool *);
 static int	 pool_handoff(struct pool *, struct worker *, int);
+static void	 pool_want_worker(struct pool *);
 
 static const char *const state_names[] = {
 	"new", "running", "idle", "busy", "draining", "exiting", "killed"
@@ -456,7 +457,20 @@ pool_pause(struct pool *p)
 static void
 pool_kick(struct pool *p)
 {
+	struct worker	*w;
+
 	if (!p->paused || p->stopping || evtimer_pending(&p->ev_resume, NULL))
+		return;
+	if (p->pending != -1) {
+		if ((w = TAILQ_FIRST(&p->idle)) == NULL) {
+			pool_want_worker(p);
+			return;
+		}
+		if (pool_handoff(p, w, p->pending) == 0)
+			p->pending = -1;
+	}
+	/* Saturated: the listen queue keeps the rest, in order. */
+	if (TAILQ_EMPTY(&p->idle) && p->nlive >= p->conf->maxworkers)
 		return;
 	p->paused = 0;
 	event_add(&p->ev_accept, NULL);
@@ -494,23 +508,41 @@ pool_accept_one(struct pool *p)
 	}
 }
 
-/* The most recently freed worker, or a new one while below -N. */
-static struct worker *
-pool_get_worker(struct pool *p)
+/*
+ * No worker is idle: stop accepting, and grow the pool on the next pass
+ * of the loop, once the cookies already waiting on the channels have
+ * been read.  Growing at once would start a worker for every connection
+ * that merely arrived before a busy worker's answer was read.
+ */
+static void
+pool_want_worker(struct pool *p)
 {
+	pool_pause(p);
+	if (p->nlive < p->conf->maxworkers && !p->throttled &&
+	    !evtimer_pending(&p->ev_grow, NULL))
+		timer_in_ms(&p->ev_grow, 0);
+}
+
+static void
+pool_grow_cb(int fd, short events, void *arg)
+{
+	struct pool	*p = arg;
 	struct worker	*w;
 
-	if ((w = TAILQ_FIRST(&p->idle)) != NULL)
-		return w;
-	if (p->nlive < p->conf->maxworkers)
-		return pool_spawn(p);
-	return NULL;
+	if (p->pending != -1 && !p->stopping) {
+		if ((w = TAILQ_FIRST(&p->idle)) == NULL &&
+		    p->nlive < p->conf->maxworkers)
+			w = pool_spawn(p);
+		if (w != NULL && pool_handoff(p, w, p->pending) == 0)
+			p->pending = -1;
+	}
+	pool_kick(p);
 }
 
 static int
 pool_handoff(struct pool *p, struct worker *w, int fd)
 {
-	arc4random_buf(&w->cookie, sizeof(w->cookie));
+	w->cookie = cookie_next();
 	if (fdpass_send(w->chan, w->cookie, fd) == -1) {
 		log_warn("worker %d: hand-off failed; killing it",
 		    (int)w->pid);
@@ -537,8 +569,8 @@ pool_dispatch(struct pool *p)
 		if (p->pending == -1 &&
 		    (p->pending = pool_accept_one(p)) == -1)
 			return;
-		if ((w = pool_get_worker(p)) == NULL) {
-			pool_pause(p);
+		if ((w = TAILQ_FIRST(&p->idle)) == NULL) {
+			pool_want_worker(p);
 			return;
 		}
 		if (pool_handoff(p, w, p->pending) == 0)
@@ -720,6 +752,7 @@ pool_free(struct pool *p, struct event_base *base)
 	evtimer_del(&p->ev_kill);
 	evtimer_del(&p->ev_stable);
 	evtimer_del(&p->ev_resume);
+	evtimer_del(&p->ev_grow);
 	if (p->pending != -1)
 		close(p->pending);
 	free(p->hash);
@@ -744,6 +777,7 @@ pool_events(struct pool *p)
 	evtimer_set(&p->ev_stable, pool_stable_cb, p);
 	evtimer_set(&p->ev_resume, pool_resume_cb, p);
 	evtimer_set(&p->ev_stop, pool_stop_cb, p);
+	evtimer_set(&p->ev_grow, pool_grow_cb, p);
 	event_set(&p->ev_accept, p->listenfd, EV_READ | EV_PERSIST,
 	    pool_accept_cb, p);
 }

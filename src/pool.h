@@ -91,6 +91,7 @@ struct pool {
 	struct event		 ev_stable;	/* ends a crash streak */
 	struct event		 ev_resume;	/* accept after EMFILE */
 	struct event		 ev_stop;	/* end of the stop grace */
+	struct event		 ev_grow;	/* start a worker, next pass */
 	struct timespec		 last_early;	/* last early death */
 	struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
 	uint64_t		 accepted, spawned, crashed, violations;

@@ -38,6 +38,7 @@ sys.path.insert(0, TESTS)
 
 import fcgiclient  # noqa: E402
 
+TAG_VAR = "KFCGI_TEST_TAG"
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 DEFAULT_TIME_LIMIT = 120
 
@@ -183,6 +184,90 @@ def pids_with_arg(text):
     return sorted(out)
 
 
+def pids_with_env(entry):
+    """Live processes whose environment holds the exact NAME=VALUE entry."""
+    me = os.getpid()
+    want = entry.encode()
+    out = []
+    for pid in all_pids():
+        if pid == me:
+            continue
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if want in env and alive(pid):
+            out.append(pid)
+    return sorted(out)
+
+
+def pids_using(directory):
+    """Live processes with a descriptor, cwd or root inside directory."""
+    me = os.getpid()
+    prefix = os.path.realpath(directory) + "/"
+    out = []
+    for pid in all_pids():
+        if pid == me:
+            continue
+        links = []
+        for name in ("cwd", "root"):
+            try:
+                links.append(os.readlink("/proc/%d/%s" % (pid, name)))
+            except OSError:
+                pass
+        links += fds(pid).values()
+        if any((l + "/").startswith(prefix) for l in links) and alive(pid):
+            out.append(pid)
+    return sorted(out)
+
+
+def listen_queue(path):
+    """(queued connections, backlog) of the listening Unix socket bound to
+    path, from the kernel's sock_diag (what `ss -xl` shows as Recv-Q and
+    Send-Q); None if no listening socket has that path."""
+    import struct
+    NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20
+    NLM_F_REQUEST, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR = 1, 0x300, 3, 2
+    UDIAG_SHOW_NAME, UDIAG_SHOW_RQLEN = 0x1, 0x10
+    UNIX_DIAG_NAME, UNIX_DIAG_RQLEN = 0, 4
+    TCP_LISTEN = 10
+    req = struct.pack("=BBHIIIII", socket.AF_UNIX, 0, 0, 1 << TCP_LISTEN, 0,
+                      UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN, 0xffffffff,
+                      0xffffffff)
+    msg = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
+                      NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req
+    want = os.fsencode(path)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                       NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(5)
+        nl.send(msg)
+        found = None
+        while True:
+            data = nl.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                mlen, mtype = struct.unpack_from("=IH", data, off)
+                if mtype in (NLMSG_DONE, NLMSG_ERROR) or mlen < 16:
+                    return found
+                body = data[off + 16:off + mlen]
+                attrs, name, rq = body[16:], None, None
+                a = 0
+                while a + 4 <= len(attrs):
+                    alen, atype = struct.unpack_from("=HH", attrs, a)
+                    if alen < 4:
+                        break
+                    val = attrs[a + 4:a + alen]
+                    if atype == UNIX_DIAG_NAME:
+                        name = val.rstrip(b"\0")
+                    elif atype == UNIX_DIAG_RQLEN and len(val) >= 8:
+                        rq = struct.unpack("=II", val[:8])
+                    a += (alen + 3) & ~3
+                if name == want and rq is not None:
+                    found = rq
+                off += (mlen + 3) & ~3
+
+
 def proc_status(pid):
     d = {}
     try:
@@ -321,6 +406,8 @@ class Kfcgi:
                       _has_opt(argv[1:], "U"))
         e["ASAN_OPTIONS"] = "detect_leaks=%d" % (0 if privileged else 1)
         e["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+        # Passed on to the workers: finds them at clean-up, even orphaned.
+        e[TAG_VAR] = self.marker
         if env:
             for k, v in env.items():
                 if v is None:
@@ -543,17 +630,28 @@ class Kfcgi:
         return fcgiclient.request(self.sock, **kw)
 
     # -- clean-up
+    def _ours(self):
+        found = set(pids_with_arg(self.marker))
+        found.update(pids_with_env("%s=%s" % (TAG_VAR, self.marker)))
+        found.update(pids_using(self.marker))
+        for p in list(found):
+            found.update(descendants(p))
+        return found
+
     def cleanup(self):
+        """Kill kfcgi and everything it started; return the pids killed."""
         victims = set()
         if self.pid is not None and alive(self.pid):
+            # Freeze it first, so that it starts nothing while we look.
+            kill_quiet(self.pid, signal.SIGSTOP)
+            wait_for(lambda: (proc_stat(self.pid) or ("X",))[0] in "TtZX",
+                     2, 0.01)
             victims.update(descendants(self.pid))
-            kill_quiet(self.pid)
+            victims.add(self.pid)
         for p, t in self.seen.items():
             if alive(p, t):
                 victims.add(p)
-        for p in pids_with_arg(self.marker):
-            victims.add(p)
-            victims.update(descendants(p))
+        victims.update(self._ours())
         for p in victims:
             kill_quiet(p)
         if self.proc is not None:
@@ -561,6 +659,17 @@ class Kfcgi:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
+        # Stragglers (a worker started while we were killing, a daemon's
+        # orphans): the tag in their environment gives them away.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            more = self._ours() - {os.getpid()}
+            if not more:
+                break
+            victims.update(more)
+            for p in more:
+                kill_quiet(p)
+            time.sleep(0.05)
         return victims
 
 

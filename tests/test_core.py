@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import (alive, busy_workers, cmdline, fds, info,
+from conftest import (alive, busy_workers, cmdline, fds, info, listen_queue,
                       pids_with_arg, proc_stat, proc_status, user, wait_for)
 from fcgiclient import (FcgiError, Hammer, parallel, parse_list, request,
                         spawn)
@@ -100,6 +100,17 @@ def test_socket_owner_u(kfcgi):
     assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
     assert (st.st_uid, st.st_gid) == (uid, gid)
     assert kfcgi.request().status == 200
+
+
+@pytest.mark.parametrize("args,backlog", [
+    ([], 6), (["-n", "4"], 8), (["-n", "4", "-l", "7"], 7)],
+    ids=["default", "n4", "l7"])
+def test_backlog(kfcgi, args, backlog):
+    """The backlog is twice -n unless -l gives it."""
+    kfcgi.start(args)
+    q = listen_queue(kfcgi.sock)
+    assert q is not None, "no listening socket at %s" % kfcgi.sock
+    assert q[1] == backlog, "backlog %d, want %d" % (q[1], backlog)
 
 
 def test_live_socket_not_stolen(kfcgi_factory):
@@ -260,6 +271,35 @@ def test_killed_worker_replaced(kfcgi):
     assert lines, "no log line names pid %d:\n%s" % (victim, kfcgi.log())
     assert any(re.search(r"sig|kill|9", l.replace(str(victim), ""), re.I)
                for l in lines), lines
+
+
+def test_worker_exit_replaced_and_logged(kfcgi):
+    kfcgi.start(["-n", "2"])
+    ws = kfcgi.wait_workers(2)
+    r = kfcgi.request(query="exitafter=7")
+    assert r.status == 200, r
+    gone = int(r.kv["pid"])
+    assert gone in ws
+    kfcgi.wait_workers(2, timeout=15, exclude=[gone])
+    lines = [l for l in kfcgi.log().splitlines() if str(gone) in l]
+    assert any(re.search(r"\b7\b", l.replace(str(gone), "")) for l in lines), \
+        "exit status 7 of worker %d not logged:\n%s" % (gone, kfcgi.log())
+    for _ in range(5):
+        assert kfcgi.request().status == 200
+
+
+def test_verbose_logs_more(kfcgi_factory):
+    def run(args):
+        k = kfcgi_factory()
+        k.start(args + ["-n", "2"])
+        k.wait_workers(2)
+        for _ in range(3):
+            assert k.request().status == 200
+        assert k.stop(timeout=20) == 0
+        return k.log().splitlines()
+    quiet = run([])
+    loud = run(["-v"])
+    assert len(loud) > len(quiet), (quiet, loud)
 
 
 def test_crash_loop_throttled(kfcgi, sockdir):

@@ -38,6 +38,10 @@ def test_install_layout_and_pkgconfig(tmp_path):
                             "kfcgi-worker"], env=env, capture_output=True,
                            text=True, check=True).stdout.split()
     assert "-lkfcgi_worker" in flags
+    # A SANITIZE=1 build installs an instrumented library: link likewise.
+    with open(base / "lib/libkfcgi_worker.a", "rb") as f:
+        if b"__asan_" in f.read():
+            flags += ["-fsanitize=address,undefined"]
     out = tmp_path / "hello"
     r = subprocess.run(["cc", "-o", str(out),
                         os.path.join(ROOT, "examples", "hello.c")] + flags,

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import (alive, fds, info, proc_status, user, wait_for)
+from conftest import (alive, fds, info, listen_queue, proc_status, user,
+                      wait_for)
 from conftest import busy_workers as _busy
 from fcgiclient import (FcgiError, FcgiTimeout, Hammer, Sampler, parallel,
                         parse_list, spawn)
@@ -205,17 +206,48 @@ def test_growth_and_release(kfcgi):
     pool_goes_on(kfcgi, n=2)
 
 
+@pytest.mark.parametrize("args,backlog", [
+    (["-r", "-n", "2"], 8), (["-r", "-n", "2", "-N", "5"], 10),
+    (["-r", "-n", "0", "-N", "3", "-l", "50"], 50)],
+    ids=["default-N", "N5", "l50"])
+def test_backlog_r(kfcgi, args, backlog):
+    """Twice -N in a variable pool (and -N is twice -n by default)."""
+    kfcgi.start(args)
+    q = listen_queue(kfcgi.sock)
+    assert q is not None, "no listening socket at %s" % kfcgi.sock
+    assert q[1] == backlog, "backlog %d, want %d" % (q[1], backlog)
+
+
+def test_default_maxworkers(kfcgi):
+    """-N defaults to twice -n."""
+    kfcgi.start(["-r", "-n", "2"])
+    kfcgi.wait_workers(2)
+    s = Sampler(kfcgi.workers, interval=0.005)
+    try:
+        outs = parallel(8, lambda i: kfcgi.request(query="sleep=500"))
+    finally:
+        s.stop()
+    for o in outs:
+        ok(o)
+    assert s.max_len() == 4, "peak %d workers, -N should be 4" % s.max_len()
+
+
 @pytest.mark.time_limit(90)
 def test_saturation(kfcgi):
     kfcgi.start(["-r", "-n", "1", "-N", "4"])
     kfcgi.wait_workers(1)
     s = Sampler(kfcgi.workers, interval=0.005)
+    q = Sampler(lambda: listen_queue(kfcgi.sock) or (0, 0), interval=0.01)
     try:
         outs = parallel(20, lambda i: kfcgi.request(
             query="echo&sleep=300", stdin=("req%d" % i).encode(),
             timeout=40), timeout=60)
     finally:
         s.stop()
+        q.stop()
+    queued = max(v[0] for _, v in q.samples)
+    assert queued >= 1, "connections never waited in the listen queue " \
+        "(kfcgi kept accepting with every worker busy?)"
     pids = set()
     for i, o in enumerate(outs):
         pids.add(ok(o))

@@ -29,6 +29,7 @@
 
 #define EARLY_DEATH_MS	2000	/* dying sooner counts toward a crash loop */
 #define ACCEPT_BATCH	64	/* connections per accept event */
+#define GROW_WAIT_MS	2	/* for a busy worker before growing */
 #define ACCEPT_PAUSE_MS	100	/* back-off after accept failed */
 
 static void	 worker_set(struct pool *, struct worker *, enum wstate);
@@ -37,6 +38,7 @@ static void	 pool_kick(struct pool *);
 static void	 pool_dispatch(struct pool *);
 static int	 pool_handoff(struct pool *, struct worker *, int);
 static void	 pool_want_worker(struct pool *);
+static long	 grow_wait_ms(const struct pool *, const struct timespec *);
 
 static const char *const state_names[] = {
 	"new", "running", "idle", "busy", "draining", "exiting", "killed"
@@ -259,6 +261,7 @@ worker_freed(struct pool *p, struct worker *w)
 {
 	if (w->state != W_DRAINING) {
 		worker_set(p, w, W_IDLE);
+		p->last_free = w->since;
 		return;
 	}
 	if (p->stopping && p->pending != -1 &&
@@ -509,7 +512,7 @@ pool_accept_one(struct pool *p)
 }
 
 /*
- * No worker is idle: stop accepting, and grow the pool on the next pass
+ * No worker is idle: stop accepting, and grow the pool on a later pass
  * of the loop, once the cookies already waiting on the channels have
  * been read.  Growing at once would start a worker for every connection
  * that merely arrived before a busy worker's answer was read.
@@ -517,10 +520,28 @@ pool_accept_one(struct pool *p)
 static void
 pool_want_worker(struct pool *p)
 {
+	struct timespec	 t;
+
 	pool_pause(p);
-	if (p->nlive < p->conf->maxworkers && !p->throttled &&
-	    !evtimer_pending(&p->ev_grow, NULL))
-		timer_in_ms(&p->ev_grow, 0);
+	if (p->nlive >= p->conf->maxworkers || p->throttled ||
+	    evtimer_pending(&p->ev_grow, NULL))
+		return;
+	t = now();
+	timer_in_ms(&p->ev_grow, grow_wait_ms(p, &t));
+}
+
+/*
+ * Workers that answered a moment ago are likely to again (a client
+ * often sees its answer before we see the cookie), so only grow once
+ * none has for GROW_WAIT_MS.  After silence, as in a burst of slow
+ * requests, grow at once.
+ */
+static long
+grow_wait_ms(const struct pool *p, const struct timespec *t)
+{
+	long	 since = ms_between(&p->last_free, t);
+
+	return since < GROW_WAIT_MS ? GROW_WAIT_MS - since : 0;
 }
 
 static void
@@ -528,11 +549,18 @@ pool_grow_cb(int fd, short events, void *arg)
 {
 	struct pool	*p = arg;
 	struct worker	*w;
+	struct timespec	 t = now();
+	long		 wait;
 
 	if (p->pending != -1 && !p->stopping) {
-		if ((w = TAILQ_FIRST(&p->idle)) == NULL &&
-		    p->nlive < p->conf->maxworkers)
-			w = pool_spawn(p);
+		if ((w = TAILQ_FIRST(&p->idle)) == NULL) {
+			if ((wait = grow_wait_ms(p, &t)) > 0) {
+				timer_in_ms(&p->ev_grow, wait);
+				return;
+			}
+			if (p->nlive < p->conf->maxworkers)
+				w = pool_spawn(p);
+		}
 		if (w != NULL && pool_handoff(p, w, p->pending) == 0)
 			p->pending = -1;
 	}

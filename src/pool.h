@@ -93,6 +93,7 @@ struct pool {
 	struct event		 ev_stop;	/* end of the stop grace */
 	struct event		 ev_grow;	/* start a worker, next pass */
 	struct timespec		 last_early;	/* last early death */
+	struct timespec		 last_free;	/* last cookie returned */
 	struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
 	uint64_t		 accepted, spawned, crashed, violations;
 };

@@ -37,7 +37,7 @@ LIBSRCS	 = lib/kfcgi_worker.c lib/kfcgi_request.c
 LIBOBJS	 = $(LIBSRCS:.c=.o)
 
 EXAMPLE	 = examples/hello
-TESTBINS = tests/testworker tests/libfcgi-worker tests/unit
+TESTBINS = tests/testworker tests/libfcgi-worker tests/unit bench/fcgiload
 
 all: $(PROG) $(LIB) $(EXAMPLE)
 
@@ -76,8 +76,10 @@ check: all $(TESTBINS)
 	sh tests/run-pytest.sh
 
 # Not a test: builds the load generator and prints a table of numbers.
-bench: all tests/testworker
-	$(CC) $(CFLAGS) $(LDFLAGS) -o bench/fcgiload bench/fcgiload.c
+bench/fcgiload: bench/fcgiload.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/fcgiload.c
+
+bench: all tests/testworker bench/fcgiload
 	bash bench/run.sh
 
 .PHONY: bench
@@ -100,8 +102,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
 
 clean:
-	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS) \
-	    bench/fcgiload
+	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS)
 	rm -rf tests/__pycache__ .pytest_cache
 
 .PHONY: all check lint install clean

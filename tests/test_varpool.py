@@ -9,6 +9,7 @@ from /proc: it holds a socket descriptor besides 0-2 and its channel."""
 import collections
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -204,6 +205,27 @@ def test_growth_and_release(kfcgi):
     assert all(len(v) == 2 for _, v in s2.samples), \
         "pool left -n: %r" % sorted({len(v) for _, v in s2.samples})
     pool_goes_on(kfcgi, n=2)
+
+
+def test_no_growth_while_workers_keep_answering(kfcgi, bins):
+    """Eight clients of fast requests need no more than a few workers:
+    the pool grows only when no worker has answered for a while (it used
+    to grow to 40-64 here)."""
+    load = os.path.join(os.path.dirname(bins.need("hello")), "..", "bench",
+                        "fcgiload")
+    kfcgi.start(["-r", "-n", "2", "-N", "32"], prog=bins.need("hello"))
+    kfcgi.wait_workers(2)
+    s = Sampler(kfcgi.workers, interval=0.05)
+    try:
+        r = subprocess.run([load, "-c", "8", "-d", "2", kfcgi.sock],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        s.stop()
+    assert r.returncode == 0, r.stderr
+    stats = dict(kv.split("=") for kv in r.stdout.split())
+    assert int(stats["requests"]) > 1000 and int(stats["errors"]) == 0, \
+        r.stdout
+    assert s.max_len() <= 12, "pool grew to %d workers" % s.max_len()
 
 
 @pytest.mark.parametrize("args,backlog", [

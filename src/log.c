@@ -25,6 +25,7 @@
 static int	 log_syslog;	/* syslog has been opened */
 static int	 log_tostderr = 1;
 static int	 log_verbose;
+static void	(*log_fatal_hook)(void);
 
 static void	 log_vmsg(int, const char *, const char *, va_list)
 		    __attribute__((__format__(printf, 3, 0)));
@@ -40,6 +41,21 @@ log_open(int tostderr, int verbose)
 	log_syslog = 1;
 	log_tostderr = tostderr;
 	log_verbose = verbose;
+}
+
+/* Something to do before fatal() exits; NULL for nothing. */
+void
+log_onfatal(void (*hook)(void))
+{
+	log_fatal_hook = hook;
+}
+
+static void __attribute__((__noreturn__))
+log_exit(void)
+{
+	if (log_fatal_hook != NULL)
+		log_fatal_hook();
+	exit(1);
 }
 
 void
@@ -123,7 +139,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_CRIT, strerror(saved), fmt, ap);
 	va_end(ap);
-	exit(1);
+	log_exit();
 }
 
 void
@@ -134,5 +150,5 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_CRIT, NULL, fmt, ap);
 	va_end(ap);
-	exit(1);
+	log_exit();
 }

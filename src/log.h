@@ -25,6 +25,7 @@
  */
 void	log_open(int, int);
 void	log_stderr(int);
+void	log_onfatal(void (*)(void));
 void	log_warn(const char *, ...)
 	    __attribute__((__format__(printf, 1, 2)));
 void	log_warnx(const char *, ...)

@@ -98,6 +98,46 @@ struct pool {
 	uint64_t		 accepted, spawned, crashed, violations;
 };
 
-void	 pool_run(const struct config *, int, int);
+#define EARLY_DEATH_MS	2000	/* dying sooner counts toward a crash loop */
+
+/* clock.c */
+struct timespec	 clock_now(void);
+long		 clock_ms_between(const struct timespec *,
+		    const struct timespec *);
+struct timespec	 clock_add_ms(struct timespec, long);
+void		 clock_timer_ms(struct event *, long);
+
+/* worker.c: the state machine and the pid table */
+void		 hash_init(struct pool *, int);
+struct worker	*hash_find(struct pool *, pid_t);
+void		 worker_set(struct pool *, struct worker *, enum wstate);
+void		 worker_retire(struct pool *, struct worker *);
+struct worker	*worker_new(struct pool *);
+void		 worker_reaped(struct pool *, struct worker *, int);
+void		 pool_arm_release(struct pool *);
+void		 pool_arm_kill(struct pool *);
+
+/* pool.c: the pool's size over time */
+long		 pool_early_death(struct pool *);
+struct worker	*pool_spawn(struct pool *);
+void		 pool_fill(struct pool *);
+void		 pool_stop(struct pool *, int);
+void		 pool_reload(struct pool *);
+void		 pool_release_cb(int, short, void *);
+void		 pool_kill_cb(int, short, void *);
+void		 pool_respawn_cb(int, short, void *);
+void		 pool_stable_cb(int, short, void *);
+void		 pool_stop_cb(int, short, void *);
+
+/* dispatch.c: the variable pool's accept and hand-off path */
+void		 pool_kick(struct pool *);
+void		 pool_dispatch(struct pool *);
+int		 pool_handoff(struct pool *, struct worker *, int);
+void		 pool_accept_cb(int, short, void *);
+void		 pool_resume_cb(int, short, void *);
+void		 pool_grow_cb(int, short, void *);
+
+/* loop.c */
+void		 pool_run(const struct config *, int, int);
 
 #endif /* !POOL_H */

@@ -103,10 +103,13 @@ def test_socket_owner_u(kfcgi):
 
 
 @pytest.mark.parametrize("args,backlog", [
-    ([], 6), (["-n", "4"], 8), (["-n", "4", "-l", "7"], 7)],
-    ids=["default", "n4", "l7"])
+    ([], 6), (["-n", "4"], 8), (["-n", "4", "-l", "7"], 7),
+    (["-r", "-n", "2"], 8), (["-r", "-n", "2", "-N", "5"], 10),
+    (["-r", "-n", "0", "-N", "3", "-l", "50"], 50)],
+    ids=["default", "n4", "l7", "r-default-N", "r-N5", "r-l50"])
 def test_backlog(kfcgi, args, backlog):
-    """The backlog is twice -n unless -l gives it."""
+    """The backlog is twice -n, or twice -N with -r (-N being twice -n by
+    default), unless -l gives it."""
     kfcgi.start(args)
     q = listen_queue(kfcgi.sock)
     assert q is not None, "no listening socket at %s" % kfcgi.sock

@@ -228,18 +228,6 @@ def test_no_growth_while_workers_keep_answering(kfcgi, bins):
     assert s.max_len() <= 12, "pool grew to %d workers" % s.max_len()
 
 
-@pytest.mark.parametrize("args,backlog", [
-    (["-r", "-n", "2"], 8), (["-r", "-n", "2", "-N", "5"], 10),
-    (["-r", "-n", "0", "-N", "3", "-l", "50"], 50)],
-    ids=["default-N", "N5", "l50"])
-def test_backlog_r(kfcgi, args, backlog):
-    """Twice -N in a variable pool (and -N is twice -n by default)."""
-    kfcgi.start(args)
-    q = listen_queue(kfcgi.sock)
-    assert q is not None, "no listening socket at %s" % kfcgi.sock
-    assert q[1] == backlog, "backlog %d, want %d" % (q[1], backlog)
-
-
 def test_default_maxworkers(kfcgi):
     """-N defaults to twice -n."""
     kfcgi.start(["-r", "-n", "2"])

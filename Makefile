@@ -11,7 +11,7 @@ PCDIR	 = $(LIBDIR)/pkgconfig
 CC	?= cc
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wmissing-prototypes \
-	   -Wstrict-prototypes -Wshadow -Wpointer-arith -Wno-unused-parameter
+	   -Wstrict-prototypes -Wshadow -Wpointer-arith
 ifdef WERROR
 CFLAGS	+= -Werror
 endif

@@ -136,7 +136,7 @@ grow_wait_ms(const struct pool *p, const struct timespec *t)
 }
 
 void
-pool_grow_cb(int fd, short events, void *arg)
+pool_grow_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 	struct worker	*w;
@@ -198,13 +198,13 @@ pool_dispatch(struct pool *p)
 }
 
 void
-pool_accept_cb(int fd, short events, void *arg)
+pool_accept_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	pool_dispatch(arg);
 }
 
 void
-pool_resume_cb(int fd, short events, void *arg)
+pool_resume_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	pool_kick(arg);
 }

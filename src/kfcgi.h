@@ -20,6 +20,9 @@
 
 #include <stdint.h>
 
+/* Callback parameters that libevent passes and we have no use for. */
+#define UNUSED	__attribute__((__unused__))
+
 #define KFCGI_MAXWORKERS	8192	/* upper bound of -n and -N */
 #define KFCGI_MAXWAIT		86400	/* upper bound of -w, seconds */
 #define KFCGI_GRACE_MS		5000	/* stop/retire: SIGTERM to SIGKILL */

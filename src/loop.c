@@ -28,7 +28,7 @@
 #include "pool.h"
 
 static void
-pool_signal_cb(int sig, short events, void *arg)
+pool_signal_cb(int sig, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 	struct worker	*w;

@@ -69,7 +69,7 @@ pool_fill(struct pool *p)
 
 /* Release idle workers above -n, oldest first, after -w seconds. */
 void
-pool_release_cb(int fd, short events, void *arg)
+pool_release_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 	struct worker	*w;
@@ -86,7 +86,7 @@ pool_release_cb(int fd, short events, void *arg)
 }
 
 void
-pool_kill_cb(int fd, short events, void *arg)
+pool_kill_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 	struct worker	*w;
@@ -102,7 +102,7 @@ pool_kill_cb(int fd, short events, void *arg)
 }
 
 void
-pool_respawn_cb(int fd, short events, void *arg)
+pool_respawn_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 
@@ -112,7 +112,7 @@ pool_respawn_cb(int fd, short events, void *arg)
 }
 
 void
-pool_stable_cb(int fd, short events, void *arg)
+pool_stable_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 	struct timespec	 t = clock_now();
@@ -146,7 +146,7 @@ pool_stop(struct pool *p, int sig)
 
 /* Busy workers had the grace period to finish; no more waiting. */
 void
-pool_stop_cb(int fd, short events, void *arg)
+pool_stop_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 	struct worker	*w;

@@ -226,7 +226,7 @@ worker_freed(struct pool *p, struct worker *w)
 }
 
 static void
-worker_chan_cb(int fd, short events, void *arg)
+worker_chan_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct worker	*w = arg;
 	struct pool	*p = w->pool;

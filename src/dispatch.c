@@ -165,7 +165,7 @@ pool_handoff(struct pool *p, struct worker *w, int fd)
 	if (fdpass_send(w->chan, w->cookie, fd) == -1) {
 		log_warn("worker %d: hand-off failed; killing it",
 		    (int)w->pid);
-		worker_set(p, w, W_KILLED);
+		worker_fault(p, w, W_KILLED);
 		return -1;
 	}
 	close(fd);

@@ -59,6 +59,7 @@ struct worker {
 	struct timespec		 started;
 	struct timespec		 since;		/* idle since / deadline */
 	uint64_t		 served;
+	int			 fault;		/* it ended, not we */
 	TAILQ_ENTRY(worker)	 entry;		/* idle list or kill FIFO */
 	TAILQ_ENTRY(worker)	 all;		/* every unreaped worker */
 	struct worker		*hnext;		/* pid hash chain */
@@ -99,6 +100,7 @@ struct pool {
 };
 
 #define EARLY_DEATH_MS	2000	/* dying sooner counts toward a crash loop */
+#define CLEAN_EXIT_MIN_MS 200	/* exit 0 after this long is recycling */
 
 /* clock.c */
 struct timespec	 clock_now(void);
@@ -112,6 +114,7 @@ void		 hash_init(struct pool *, int);
 struct worker	*hash_find(struct pool *, pid_t);
 void		 worker_set(struct pool *, struct worker *, enum wstate);
 void		 worker_retire(struct pool *, struct worker *);
+void		 worker_fault(struct pool *, struct worker *, enum wstate);
 struct worker	*worker_new(struct pool *);
 void		 worker_reaped(struct pool *, struct worker *, int);
 void		 pool_arm_release(struct pool *);

@@ -178,6 +178,17 @@ worker_set(struct pool *p, struct worker *w, enum wstate to)
 	worker_enter(p, w, to);
 }
 
+/*
+ * The worker, not we, ended its service: its death will count as one
+ * it chose, toward the crash-loop back-off, and be logged as such.
+ */
+void
+worker_fault(struct pool *p, struct worker *w, enum wstate to)
+{
+	w->fault = 1;
+	worker_set(p, w, to);
+}
+
 /* Ask a worker to go: at once if idle, after its connection if busy. */
 void
 worker_retire(struct pool *p, struct worker *w)
@@ -201,7 +212,7 @@ worker_violation(struct pool *p, struct worker *w, const char *what)
 	p->violations++;
 	log_warnx("worker %d: protocol violation: %s; killing it",
 	    (int)w->pid, what);
-	worker_set(p, w, W_KILLED);
+	worker_fault(p, w, W_KILLED);
 }
 
 /*
@@ -235,16 +246,21 @@ worker_chan_cb(int fd UNUSED, short events UNUSED, void *arg)
 	n = fdpass_read_cookie(fd, w->reply, &w->replylen);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
-	if (n == 0) {
-		log_warnx("worker %d: closed its channel%s; stopping it",
-		    (int)w->pid, w->state == W_IDLE ? "" :
-		    ", its connection goes with it");
-		worker_set(p, w, W_EXITING);
+	if (n == 0 && w->state == W_IDLE) {
+		/* Leaving on its own, as a worker recycling itself does. */
+		log_info("worker %d: closed its channel; stopping it",
+		    (int)w->pid);
+		worker_fault(p, w, W_EXITING);
+	} else if (n == 0) {
+		log_warnx("worker %d: closed its channel holding a "
+		    "connection, which goes with it; stopping it",
+		    (int)w->pid);
+		worker_fault(p, w, W_EXITING);
 	} else if (n == -1 && errno == EPROTO)
 		worker_violation(p, w, "wrote more than a cookie");
 	else if (n == -1) {
 		log_warn("worker %d: channel", (int)w->pid);
-		worker_set(p, w, W_KILLED);
+		worker_fault(p, w, W_KILLED);
 	} else if (w->state != W_BUSY && w->state != W_DRAINING)
 		worker_violation(p, w, "wrote while holding no connection");
 	else if (memcmp(w->reply, &w->cookie, w->replylen) != 0)
@@ -323,19 +339,34 @@ worker_log_exit(struct worker *w, int status, long lived, const char *plan)
 		    lived / 1000, lived % 1000 / 10, plan);
 }
 
+/*
+ * Does this death count toward a crash loop?  A clean exit after some
+ * work is recycling (php-cgi exits after 500 requests, which can take
+ * well under EARLY_DEATH_MS on a busy site), not a crash; a clean exit
+ * right at start, though, would otherwise be a tight fork loop.
+ */
+static int
+died_early(const struct worker *w, int status, long lived)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	    (w->served > 0 || lived >= CLEAN_EXIT_MIN_MS))
+		return 0;
+	return lived < EARLY_DEATH_MS;
+}
+
 void
 worker_reaped(struct pool *p, struct worker *w, int status)
 {
 	struct timespec	 t = clock_now();
 	long		 lived = clock_ms_between(&w->started, &t), delay = 0;
-	int		 expected = w->state == W_EXITING ||
-			    w->state == W_KILLED;
+	int		 expected = !w->fault && (w->state == W_EXITING ||
+			    w->state == W_KILLED);
 	char		 plan[64] = "";
 
 	worker_leave(p, w);
 	if (!expected) {
 		p->crashed++;
-		if (lived < EARLY_DEATH_MS)
+		if (died_early(w, status, lived))
 			delay = pool_early_death(p);
 		else
 			p->streak = 0;

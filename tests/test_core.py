@@ -276,6 +276,25 @@ def test_killed_worker_replaced(kfcgi):
                for l in lines), lines
 
 
+@pytest.mark.parametrize("args,query", [
+    (["-n", "1"], "sleep=250&exitafter=0"),
+    (["-r", "-n", "1", "-N", "1"], "exitafter=0")], ids=["fixed", "r"])
+def test_recycling_is_not_a_crash_loop(kfcgi, args, query):
+    """Workers that exit 0 after their work (php-cgi does, every 500
+    requests) are replaced at once, never held back as a crash loop."""
+    kfcgi.start(args)
+    pid = kfcgi.wait_workers(1)[0]
+    t0 = time.monotonic()
+    for _ in range(8):
+        r = kfcgi.request(query=query)
+        assert r.status == 200 and int(r.kv["pid"]) == pid, r
+        pid = kfcgi.wait_workers(1, timeout=10, exclude=[pid])[0]
+    took = time.monotonic() - t0
+    assert "restarting in" not in kfcgi.log(), kfcgi.log()
+    # throttled, the 8 restarts would have waited 6.3 s in all
+    assert took < 6, "8 recycled workers took %.1f s" % took
+
+
 def test_worker_exit_replaced_and_logged(kfcgi):
     kfcgi.start(["-n", "2"])
     ws = kfcgi.wait_workers(2)
@@ -305,10 +324,12 @@ def test_verbose_logs_more(kfcgi_factory):
     assert len(loud) > len(quiet), (quiet, loud)
 
 
-def test_crash_loop_throttled(kfcgi, sockdir):
+@pytest.mark.parametrize("args", [[], ["-r", "-n", "2"]], ids=["fixed", "r"])
+def test_crash_loop_throttled(kfcgi, sockdir, args):
     startlog = os.path.join(sockdir, "starts.log")
     t0 = time.monotonic()
-    kfcgi.start(prog_args=["--exit-at-start=1", "--startlog=" + startlog])
+    kfcgi.start(args, prog_args=["--exit-at-start=1",
+                                 "--startlog=" + startlog])
     while time.monotonic() - t0 < 3.0:
         assert kfcgi.running(), "kfcgi exited in a crash loop:\n" + \
             kfcgi.log()

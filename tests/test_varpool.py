@@ -479,6 +479,22 @@ def test_sigterm_requests_in_flight_r(kfcgi):
     assert kfcgi.survivors() == []
 
 
+def test_sigterm_serves_the_held_connection(kfcgi):
+    """Saturated (-N 1): the first connection is being served, the second
+    accepted and held by kfcgi.  SIGTERM now: both are still served."""
+    kfcgi.start(["-r", "-n", "1", "-N", "1"])
+    kfcgi.wait_workers(1)
+    first = inflight(kfcgi, 1, 1000)
+    second = spawn(kfcgi.request, query="sleep=10", timeout=30)
+    time.sleep(0.3)
+    assert listen_queue(kfcgi.sock)[0] == 0, \
+        "the second connection is queued in the kernel, not held by kfcgi"
+    assert not second.done()
+    kfcgi.signal(signal.SIGTERM)
+    finish(first + [second])
+    assert kfcgi.wait_exit(30) == 0
+
+
 @pytest.mark.time_limit(60)
 def test_sigterm_ignore_term_r(kfcgi):
     kfcgi.start(["-r", "-n", "3", "-N", "6"], prog_args=["--ignore-term"])

@@ -107,7 +107,7 @@ derive(struct config *c, int nset, int maxset, int backset)
 static void
 parse(struct config *c, int argc, char *argv[])
 {
-	int	 ch, nset = 0, maxset = 0, backset = 0;
+	int	 ch, nset = 0, maxset = 0, backset = 0, waitset = 0;
 	const char *sockuser = NULL, *procuser = NULL;
 
 	memset(c, 0, sizeof(*c));
@@ -157,6 +157,7 @@ parse(struct config *c, int argc, char *argv[])
 			break;
 		case 'w':
 			c->waittime = number(ch, optarg, 0, KFCGI_MAXWAIT);
+			waitset = 1;
 			break;
 		case ':':
 			badusage("-%c: missing argument", optopt);
@@ -174,6 +175,9 @@ parse(struct config *c, int argc, char *argv[])
 	if (procuser != NULL)
 		lookup(&c->procuser, 'U', procuser);
 	derive(c, nset, maxset, backset);
+	if (!c->varpool && (maxset || waitset))
+		fprintf(stderr, "kfcgi: -%c: has no effect without -r\n",
+		    maxset ? 'N' : 'w');
 }
 
 /*

@@ -545,3 +545,11 @@ def test_daemon_in_jail_without_dev(kfcgi, jail):
     assert wait_for(lambda: not alive(daemon), 15), "daemon did not stop"
     assert wait_for(lambda: not any(alive(w) for w in ws), 5)
     assert kfcgi.survivors() == []
+
+
+@pytest.mark.parametrize("opt", ["-N", "-w"])
+def test_varpool_option_without_r_warns(kfcgi, opt):
+    """-N and -w only mean something with -r: say so, and run anyway."""
+    kfcgi.start([opt, "4"])
+    assert "%s: has no effect without -r" % opt in kfcgi.log()
+    assert len(kfcgi.wait_workers(3)) == 3

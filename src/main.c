@@ -87,11 +87,11 @@ derive(struct config *c, int nset, int maxset, int backset)
 {
 	long	 lo = c->varpool ? 0 : 1;
 
-	if (c->nworkers < lo)
-		badusage("-n: %d: out of range (%ld to %d)", c->nworkers, lo,
-		    KFCGI_MAXWORKERS);
 	if (!nset)
 		c->nworkers = DEFAULT_WORKERS;
+	else if (c->nworkers < lo)
+		badusage("-n: %d: out of range (%ld to %d)", c->nworkers, lo,
+		    KFCGI_MAXWORKERS);
 	if (!maxset)
 		c->maxworkers = c->nworkers > 0 ? 2 * c->nworkers : 1;
 	if (c->maxworkers > KFCGI_MAXWORKERS)
@@ -114,7 +114,6 @@ parse(struct config *c, int argc, char *argv[])
 	c->jail = DEFAULT_JAIL;
 	c->sockpath = DEFAULT_SOCKPATH;
 	c->waittime = DEFAULT_WAITTIME;
-	c->nworkers = 1;
 	/*
 	 * "+": options end at prog, whose own options are its business.
 	 * ":": we word the errors ourselves.

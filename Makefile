@@ -27,9 +27,11 @@ EVENT_LIBS   != pkg-config --libs libevent_core 2>/dev/null || echo -levent_core
 
 PROG	 = kfcgi
 SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
-	   src/spawn.c src/fdpass.c src/cookie.c src/backoff.c src/clock.c \
-	   src/worker.c src/pool.c src/dispatch.c src/loop.c
-HDRS	 = src/kfcgi.h src/log.h src/pool.h
+	   src/spawn.c src/guard.c src/signame.c src/fdpass.c src/cookie.c \
+	   src/clock.c src/worker.c src/crash.c src/policy.c src/pool.c \
+	   src/dispatch.c src/loop.c
+HDRS	 = src/kfcgi.h src/log.h src/worker.h src/crash.h src/pool.h \
+	   src/dispatch.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a
@@ -67,9 +69,12 @@ tests/testworker: tests/testworker.c lib/kfcgi_worker.c lib/kfcgi_request.c \
 tests/libfcgi-worker: tests/libfcgi-worker.c
 	$(CC) $(CFLAGS) -o $@ tests/libfcgi-worker.c -lfcgi
 
-tests/unit: tests/unit.c src/backoff.c src/fdpass.c src/cookie.c $(HDRS)
-	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit.c src/backoff.c \
-	    src/fdpass.c src/cookie.c
+# The pure pieces, without processes: state machine, policies, channel.
+UNITSRCS = src/crash.c src/policy.c src/worker.c src/fdpass.c \
+	   src/cookie.c src/signame.c src/log.c
+tests/unit: tests/unit.c $(UNITSRCS) $(HDRS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(EVENT_CFLAGS) -Isrc -o $@ tests/unit.c \
+	    $(UNITSRCS)
 
 check: all $(TESTBINS)
 	./tests/unit

@@ -14,45 +14,24 @@
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
 
-/*
- * Monotonic time and libevent timers in milliseconds.
- */
 #include <event.h>
 #include <time.h>
 
-#include "kfcgi.h"
+#include "log.h"
 #include "pool.h"
 
-struct timespec
-clock_now(void)
+/* Monotonic milliseconds: the clock of every decision and timer. */
+msec_t
+clock_ms(void)
 {
 	struct timespec	 ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts;
-}
-
-long
-clock_ms_between(const struct timespec *a, const struct timespec *b)
-{
-	return (b->tv_sec - a->tv_sec) * 1000 +
-	    (b->tv_nsec - a->tv_nsec) / 1000000;
-}
-
-struct timespec
-clock_add_ms(struct timespec ts, long ms)
-{
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
+	return (msec_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void
-clock_timer_ms(struct event *ev, long ms)
+clock_timer_ms(struct event *ev, msec_t ms)
 {
 	struct timeval	 tv;
 
@@ -60,5 +39,6 @@ clock_timer_ms(struct event *ev, long ms)
 		ms = 0;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(ev, &tv);
+	if (evtimer_add(ev, &tv) == -1)
+		fatalx("event: cannot add a timer");
 }

@@ -1,3 +1,4 @@
+/* dispatch.c: the -r hot path: accept, hand off, take the cookie back; O(1) each. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *
@@ -13,198 +14,403 @@
  * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
-
-/*
- * The variable pool's hot path: accept a connection, hand it to the
- * most recently freed worker, grow the pool when none is free, and
- * pause accepting when -N are busy.  O(1) per connection.
- */
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kfcgi.h"
 #include "log.h"
-#include "pool.h"
+#include "dispatch.h"
 
 #define ACCEPT_BATCH	64	/* connections per accept event */
-#define GROW_WAIT_MS	2	/* for a busy worker before growing */
-#define ACCEPT_PAUSE_MS	100	/* back-off after accept failed */
+#define RESUME_MIN_MS	10	/* accept again after EMFILE, doubling */
+#define RESUME_MAX_MS	1000
 
-static void	 pool_want_worker(struct pool *);
-static long	 grow_wait_ms(const struct pool *, const struct timespec *);
+static void	 dispatch_kick(struct dispatch *);
 
+/* The one place where the accepting state changes. */
 static void
-pool_pause(struct pool *p)
+dispatch_set(struct dispatch *d, enum accept_state to)
 {
-	if (p->paused)
+	int	 want = to == ACC_ACCEPTING;
+
+	if (d->state == ACC_STOPPING)
 		return;
-	event_del(&p->ev_accept);
-	p->paused = 1;
+	if (want && !d->armed) {
+		if (event_add(&d->ev_accept, NULL) == -1)
+			fatalx("accept: cannot watch the socket");
+		d->armed = 1;
+	} else if (!want && d->armed) {
+		event_del(&d->ev_accept);
+		d->armed = 0;
+	}
+	if (to == ACC_SATURATED && d->state != ACC_SATURATED)
+		d->at_max++;
+	d->state = to;
 }
 
-/*
- * Accepting was paused for want of a worker or of descriptors; now that
- * something changed, try again.  Cheap when nothing was paused.
- */
-void
-pool_kick(struct pool *p)
+static void
+held_push(struct dispatch *d, int fd)
 {
-	struct worker	*w;
+	struct held	*h = &d->held;
+	unsigned int	 i, cap;
+	int		*fds;
 
-	if (!p->paused || p->stopping || evtimer_pending(&p->ev_resume, NULL))
-		return;
-	if (p->pending != -1) {
-		if ((w = TAILQ_FIRST(&p->idle)) == NULL) {
-			pool_want_worker(p);
-			return;
-		}
-		if (pool_handoff(p, w, p->pending) == 0)
-			p->pending = -1;
+	if (h->count == h->cap) {
+		/* Rare: rescued connections; keep them in order. */
+		cap = h->cap ? 2 * h->cap : 16;
+		if ((fds = calloc(cap, sizeof(*fds))) == NULL)
+			fatal("dispatch: held connections");
+		for (i = 0; i < h->count; i++)
+			fds[i] = h->fd[(h->head + i) % h->cap];
+		free(h->fd);
+		h->fd = fds;
+		h->cap = cap;
+		h->head = 0;
 	}
-	/* Saturated: the listen queue keeps the rest, in order. */
-	if (TAILQ_EMPTY(&p->idle) && p->nlive >= p->conf->maxworkers)
-		return;
-	p->paused = 0;
-	event_add(&p->ev_accept, NULL);
-	pool_dispatch(p);
+	h->fd[(h->head + h->count++) % h->cap] = fd;
 }
 
 static int
-pool_accept_one(struct pool *p)
+held_pop(struct dispatch *d)
 {
-	int	 fd;
+	struct held	*h = &d->held;
+	int		 fd;
 
-	for (;;) {
-		fd = accept4(p->listenfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd != -1) {
-			p->accepted++;
-			return fd;
-		}
-		switch (errno) {
-		case EINTR:
-		case ECONNABORTED:
-			continue;
-		case EAGAIN:
-			return -1;
-		default:
-			/*
-			 * Out of descriptors or memory, most likely: leave
-			 * connections queued in the kernel a while rather
-			 * than spin on a socket that stays readable.
-			 */
-			log_warn("accept: %s", p->conf->sockpath);
-			pool_pause(p);
-			clock_timer_ms(&p->ev_resume, ACCEPT_PAUSE_MS);
-			return -1;
-		}
-	}
+	if (h->count == 0)
+		return -1;
+	fd = h->fd[h->head];
+	h->head = (h->head + 1) % h->cap;
+	h->count--;
+	return fd;
 }
 
-/*
- * No worker is idle: stop accepting, and grow the pool on a later pass
- * of the loop, once the cookies already waiting on the channels have
- * been read.  Growing at once would start a worker for every connection
- * that merely arrived before a busy worker's answer was read.
- */
+/* Put back at the front what could not be handed off. */
 static void
-pool_want_worker(struct pool *p)
+held_unpop(struct dispatch *d, int fd)
 {
-	struct timespec	 t;
+	struct held	*h = &d->held;
 
-	pool_pause(p);
-	if (p->nlive >= p->conf->maxworkers || p->throttled ||
-	    evtimer_pending(&p->ev_grow, NULL))
-		return;
-	t = clock_now();
-	clock_timer_ms(&p->ev_grow, grow_wait_ms(p, &t));
+	h->head = (h->head + h->cap - 1) % h->cap;
+	h->fd[h->head] = fd;
+	h->count++;
 }
 
-/*
- * Workers that answered a moment ago are likely to again (a client
- * often sees its answer before we see the cookie), so only grow once
- * none has for GROW_WAIT_MS.  After silence, as in a burst of slow
- * requests, grow at once.
- */
-static long
-grow_wait_ms(const struct pool *p, const struct timespec *t)
-{
-	long	 since = clock_ms_between(&p->last_free, t);
-
-	return since < GROW_WAIT_MS ? GROW_WAIT_MS - since : 0;
-}
-
-void
-pool_grow_cb(int fd UNUSED, short events UNUSED, void *arg)
-{
-	struct pool	*p = arg;
-	struct worker	*w;
-	struct timespec	 t = clock_now();
-	long		 wait;
-
-	if (p->pending != -1 && !p->stopping) {
-		if ((w = TAILQ_FIRST(&p->idle)) == NULL) {
-			if ((wait = grow_wait_ms(p, &t)) > 0) {
-				clock_timer_ms(&p->ev_grow, wait);
-				return;
-			}
-			if (p->nlive < p->conf->maxworkers)
-				w = pool_spawn(p);
-		}
-		if (w != NULL && pool_handoff(p, w, p->pending) == 0)
-			p->pending = -1;
-	}
-	pool_kick(p);
-}
-
-int
-pool_handoff(struct pool *p, struct worker *w, int fd)
+/* Cookie and descriptor in one message; the worker's fault if it fails. */
+static int
+handoff(struct dispatch *d, struct worker *w, int fd)
 {
 	w->cookie = cookie_next();
 	if (fdpass_send(w->chan, w->cookie, fd) == -1) {
 		log_warn("worker %d: hand-off failed; killing it",
 		    (int)w->pid);
-		worker_fault(p, w, W_KILLED);
+		pool_kill(d->pool, w, 1);
 		return -1;
 	}
-	close(fd);
-	worker_set(p, w, W_BUSY);
+	pool_busy(d->pool, w, fd);
 	return 0;
 }
 
-/*
- * Accept and hand off while there are workers.  With none to be had the
- * accepted connection waits in p->pending and the rest in the kernel's
- * listen queue, in order, until a worker frees up.
- */
-void
-pool_dispatch(struct pool *p)
+/* Held connections first, in order, to the most recently freed workers. */
+static void
+serve_held(struct dispatch *d)
 {
 	struct worker	*w;
-	int		 n;
+	int		 fd;
 
-	for (n = 0; n < ACCEPT_BATCH && !p->stopping; n++) {
-		if (p->pending == -1 &&
-		    (p->pending = pool_accept_one(p)) == -1)
-			return;
-		if ((w = TAILQ_FIRST(&p->idle)) == NULL) {
-			pool_want_worker(p);
-			return;
-		}
-		if (pool_handoff(p, w, p->pending) == 0)
-			p->pending = -1;
+	while (d->held.count > 0 &&
+	    (w = TAILQ_FIRST(&d->pool->ws.idle)) != NULL) {
+		fd = held_pop(d);
+		if (handoff(d, w, fd) == -1)
+			held_unpop(d, fd);
 	}
 }
 
-void
-pool_accept_cb(int fd UNUSED, short events UNUSED, void *arg)
+/*
+ * A connection waits and no worker is idle: grow if the pool may, after
+ * a short wait while workers keep answering (policy_grow_wait); else the
+ * listen queue keeps the rest, in order.
+ */
+static void
+want_worker(struct dispatch *d)
 {
-	pool_dispatch(arg);
+	msec_t	 now;
+
+	if (!pool_can_grow(d->pool)) {
+		dispatch_set(d, ACC_SATURATED);
+		return;
+	}
+	dispatch_set(d, ACC_WAIT_WORKER);
+	if (!evtimer_pending(&d->ev_grow, NULL)) {
+		now = clock_ms();
+		clock_timer_ms(&d->ev_grow, policy_grow_wait(now,
+		    d->last_free));
+	}
+}
+
+static void
+accept_starved(struct dispatch *d)
+{
+	if (d->resume_ms == 0) {
+		log_warn("accept: %s: out of descriptors; pausing",
+		    d->pool->conf->sockpath);
+		d->resume_ms = RESUME_MIN_MS;
+	} else if ((d->resume_ms *= 2) > RESUME_MAX_MS)
+		d->resume_ms = RESUME_MAX_MS;
+	dispatch_set(d, ACC_WAIT_FDS);
+	clock_timer_ms(&d->ev_resume, d->resume_ms);
+}
+
+/* One connection, or -1: none waiting, or no descriptor for it. */
+static int
+accept_one(struct dispatch *d)
+{
+	int	 fd;
+
+	for (;;) {
+		if ((fd = accept4(d->listenfd, NULL, NULL, SOCK_CLOEXEC))
+		    != -1) {
+			d->accepted++;
+			return fd;
+		}
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return -1;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			/* Left queued in the kernel, not dropped. */
+			accept_starved(d);
+			return -1;
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+		case EPERM:
+		case ENETDOWN:
+		case ENOPROTOOPT:
+		case EHOSTDOWN:
+		case EHOSTUNREACH:
+		case ENETUNREACH:
+		case EOPNOTSUPP:
+		case ETIMEDOUT:
+			/* That connection's own trouble: the next one. */
+			continue;
+		default:
+			fatal("accept: %s", d->pool->conf->sockpath);
+		}
+	}
+}
+
+static void
+accept_batch(struct dispatch *d)
+{
+	struct worker	*w;
+	int		 n, fd;
+
+	for (n = 0; n < ACCEPT_BATCH; n++) {
+		if (d->held.count > 0) {
+			serve_held(d);
+			if (d->held.count > 0) {
+				want_worker(d);
+				return;
+			}
+		}
+		w = TAILQ_FIRST(&d->pool->ws.idle);
+		if ((fd = accept_one(d)) == -1)
+			return;
+		if (d->resume_ms != 0) {
+			log_info("accept: %s: descriptors available again",
+			    d->pool->conf->sockpath);
+			d->resume_ms = 0;
+		}
+		if (w == NULL || handoff(d, w, fd) == -1)
+			held_push(d, fd);
+	}
+}
+
+/* Something changed (a worker freed, started or died): move on. */
+static void
+dispatch_kick(struct dispatch *d)
+{
+	struct worker	*w;
+
+	serve_held(d);
+	switch (d->state) {
+	case ACC_STOPPING:
+		/* Nothing more will come: idle workers may go. */
+		if (d->held.count == 0)
+			while ((w = TAILQ_FIRST(&d->pool->ws.idle)) != NULL)
+				pool_retire(d->pool, w);
+		return;
+	case ACC_WAIT_FDS:
+		return;
+	default:
+		break;
+	}
+	if (d->held.count > 0) {
+		want_worker(d);
+		return;
+	}
+	dispatch_set(d, ACC_ACCEPTING);
+	accept_batch(d);
+}
+
+static void
+accept_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	accept_batch(arg);
+}
+
+static void
+resume_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct dispatch	*d = arg;
+
+	if (d->state != ACC_WAIT_FDS)
+		return;
+	d->state = ACC_WAIT_WORKER;	/* neither armed nor final */
+	dispatch_kick(d);
+}
+
+static void
+grow_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct dispatch	*d = arg;
+	msec_t		 wait;
+
+	if (d->state == ACC_WAIT_WORKER && d->held.count > 0 &&
+	    TAILQ_EMPTY(&d->pool->ws.idle)) {
+		if ((wait = policy_grow_wait(clock_ms(), d->last_free)) > 0) {
+			clock_timer_ms(&d->ev_grow, wait);
+			return;
+		}
+		(void)pool_grow(d->pool, d->held.count);
+	}
+	dispatch_kick(d);
+}
+
+static void
+violation(struct dispatch *d, struct worker *w, const char *what)
+{
+	d->pool->violations++;
+	log_warnx("worker %d: protocol violation: %s; killing it",
+	    (int)w->pid, what);
+	pool_kill(d->pool, w, 1);
+}
+
+/* The channel closed: the worker is leaving, by choice or by crash. */
+static void
+chan_eof(struct dispatch *d, struct worker *w)
+{
+	if (w->state == W_IDLE)
+		log_info("worker %d: closed its channel; stopping it",
+		    (int)w->pid);
+	else
+		log_warnx("worker %d: closed its channel holding a "
+		    "connection; stopping it", (int)w->pid);
+	w->fault = 1;
+	pool_exit(d->pool, w, SIGTERM);
+}
+
+/* What a worker writes on its channel: the cookie of its connection. */
+static void
+chan_cb(int fd, short events UNUSED, void *arg)
+{
+	struct worker	*w = arg;
+	struct dispatch	*d = ((struct pool *)w->owner)->hooks.arg;
+	ssize_t		 n;
+
+	n = fdpass_read_cookie(fd, w->reply, &w->replylen);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n == 0)
+		chan_eof(d, w);
+	else if (n == -1 && errno == EPROTO)
+		violation(d, w, "wrote more than a cookie");
+	else if (n == -1) {
+		log_warn("worker %d: channel", (int)w->pid);
+		pool_kill(d->pool, w, 1);
+	} else if (w->state != W_BUSY && w->state != W_DRAINING)
+		violation(d, w, "wrote while holding no connection");
+	else if (memcmp(w->reply, &w->cookie, w->replylen) != 0)
+		/* Checked as it comes: garbage is caught without a wait. */
+		violation(d, w, "wrong cookie");
+	else if (w->replylen < sizeof(w->cookie))
+		return;
+	else {
+		w->replylen = 0;
+		close(w->conn);
+		w->conn = -1;
+		d->last_free = clock_ms();
+		pool_freed(d->pool, w);
+	}
+	dispatch_kick(d);
+}
+
+static void
+hook_freed(void *arg)
+{
+	dispatch_kick(arg);
+}
+
+static void
+hook_rescue(void *arg, int fd)
+{
+	held_push(arg, fd);
 }
 
 void
-pool_resume_cb(int fd UNUSED, short events UNUSED, void *arg)
+dispatch_hooks(struct dispatch *d, struct pool_hooks *h)
 {
-	pool_kick(arg);
+	h->chan_cb = chan_cb;
+	h->freed = hook_freed;
+	h->rescue = hook_rescue;
+	h->arg = d;
+}
+
+void
+dispatch_init(struct dispatch *d, struct pool *p, int listenfd)
+{
+	memset(d, 0, sizeof(*d));
+	d->pool = p;
+	d->listenfd = listenfd;
+	d->state = ACC_WAIT_WORKER;
+	event_set(&d->ev_accept, listenfd, EV_READ | EV_PERSIST, accept_cb,
+	    d);
+	evtimer_set(&d->ev_grow, grow_cb, d);
+	evtimer_set(&d->ev_resume, resume_cb, d);
+}
+
+void
+dispatch_start(struct dispatch *d)
+{
+	dispatch_kick(d);
+}
+
+void
+dispatch_stop(struct dispatch *d)
+{
+	dispatch_set(d, ACC_STOPPING);
+	evtimer_del(&d->ev_grow);
+	evtimer_del(&d->ev_resume);
+}
+
+void
+dispatch_free(struct dispatch *d)
+{
+	int	 fd;
+
+	dispatch_stop(d);
+	while ((fd = held_pop(d)) != -1)
+		close(fd);
+	free(d->held.fd);
+	d->held.fd = NULL;
 }

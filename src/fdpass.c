@@ -91,3 +91,20 @@ fdpass_read_cookie(int chan, unsigned char *buf, size_t *len)
 	*len += n;
 	return n;
 }
+
+/*
+ * Did a worker that is gone leave this connection untouched?  Its first
+ * bytes still waiting are a FastCGI record header of version 1 and type
+ * BEGIN_REQUEST, which only the start of a request can be; then another
+ * worker can serve it from the beginning.
+ */
+int
+fdpass_unread(int fd)
+{
+	unsigned char	 head[8];
+
+	if (recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT) !=
+	    (ssize_t)sizeof(head))
+		return 0;
+	return head[0] == 1 && head[1] == 1;
+}

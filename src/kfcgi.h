@@ -16,6 +16,7 @@
 #ifndef KFCGI_H
 #define KFCGI_H
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <stdint.h>
@@ -25,7 +26,7 @@
 
 #define KFCGI_MAXWORKERS	8192	/* upper bound of -n and -N */
 #define KFCGI_MAXWAIT		86400	/* upper bound of -w, seconds */
-#define KFCGI_GRACE_MS		5000	/* stop/retire: SIGTERM to SIGKILL */
+#define KFCGI_MAXSECS		86400	/* upper bound of -g and -t */
 #define KFCGI_CHANNEL_FD	3	/* worker's end of the channel (-r) */
 
 /* A user named by -u or -U, resolved before the jail hides passwd. */
@@ -48,6 +49,10 @@ struct config {
 	struct user	 sockuser;	/* -u, name NULL if not given */
 	struct user	 procuser;	/* -U, name NULL if not given */
 	int		 waittime;	/* -w, seconds */
+	int		 grace;		/* -g, seconds */
+	int		 killsig;	/* -k */
+	int		 timeout;	/* -t, seconds, 0: none */
+	int		 maxreqs;	/* -m, 0: never recycle */
 	char		*const *argv;	/* prog and its arguments */
 };
 
@@ -57,11 +62,25 @@ struct spawner {
 	char	**envp;
 	int	 fd0;		/* listening socket, or /dev/null (-r) */
 	int	 outfd;		/* stdout and stderr, -1 for the manager's */
+	pid_t	 pgid;		/* the pool's process group, 0: none */
+	int	 nofile_restore; /* give workers the limit we started with */
+	struct rlimit nofile_orig, nofile_raised;
 };
 
 /* spawn.c */
 void	 spawn_init(struct spawner *, char *const *, int, int, int);
-pid_t	 spawn_worker(const struct spawner *, int);
+pid_t	 spawn_worker(const struct spawner *, int, int);
+
+/* loop.c */
+void	 loop_run(const struct config *, int, int, const struct rlimit *,
+	    const struct rlimit *);
+
+/* guard.c */
+pid_t	 guard_start(void);
+
+/* signame.c */
+int	 signame_parse(const char *);
+const char *signame(int);
 
 /* sock.c */
 int	 sock_listen(const struct config *);
@@ -73,7 +92,7 @@ void	 priv_check_caller(const struct config *);
 void	 priv_jail(const char *);
 void	 priv_drop(const struct user *);
 void	 priv_check_prog(const char *);
-void	 priv_raise_nofile(int);
+void	 priv_raise_nofile(int, struct rlimit *, struct rlimit *);
 
 /* daemon.c */
 void	 daemon_start(void);
@@ -83,11 +102,9 @@ int	 devnull_open(void);
 /* fdpass.c */
 int	 fdpass_send(int, uint64_t, int);
 ssize_t	 fdpass_read_cookie(int, unsigned char *, size_t *);
+int	 fdpass_unread(int);
 
 /* cookie.c */
 uint64_t cookie_next(void);
-
-/* backoff.c */
-long	 backoff_delay_ms(unsigned int);
 
 #endif /* !KFCGI_H */

@@ -1,3 +1,4 @@
+/* loop.c: the event loop: set-up, signals as events, tear-down. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *
@@ -13,152 +14,181 @@
  * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
-
-/*
- * The event loop: signals as events, set-up and tear-down.
- */
-#include <sys/wait.h>
-
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kfcgi.h"
 #include "log.h"
+#include "dispatch.h"
 #include "pool.h"
 
-static void
-pool_signal_cb(int sig, short events UNUSED, void *arg)
-{
-	struct pool	*p = arg;
-	struct worker	*w;
-	pid_t		 pid;
-	int		 status;
+/*
+ * What each signal means.  Signals are events handled in the loop
+ * (libevent's signal events), never logic in a handler.  Those that
+ * would end kfcgi by default are either a clean stop or ignored and
+ * logged, so that only SIGKILL ends it abruptly, and even then the
+ * guard takes the workers (guard.c).
+ */
+static const struct {
+	int	 sig;
+	enum { SIG_STOP, SIG_RELOAD, SIG_REAP, SIG_NOTE } what;
+} handled[] = {
+	{ SIGTERM, SIG_STOP }, { SIGINT, SIG_STOP }, { SIGQUIT, SIG_STOP },
+	{ SIGXCPU, SIG_STOP }, { SIGHUP, SIG_RELOAD }, { SIGCHLD, SIG_REAP },
+	{ SIGUSR1, SIG_NOTE }, { SIGUSR2, SIG_NOTE }, { SIGALRM, SIG_NOTE },
+	{ SIGVTALRM, SIG_NOTE }, { SIGPROF, SIG_NOTE }, { SIGIO, SIG_NOTE },
+	{ SIGXFSZ, SIG_NOTE },
+};
+#define NHANDLED	(sizeof(handled) / sizeof(handled[0]))
 
-	switch (sig) {
-	case SIGTERM:
-	case SIGINT:
-		pool_stop(p, sig);
+struct loop {
+	struct pool	 pool;
+	struct dispatch	 dispatch;
+	struct event	 ev_sig[NHANDLED];
+};
+
+static void
+loop_signal_cb(int sig, short events UNUSED, void *arg)
+{
+	struct loop	*l = arg;
+	size_t		 i;
+
+	for (i = 0; i < NHANDLED && handled[i].sig != sig; i++)
+		continue;
+	if (i == NHANDLED)
+		return;
+	switch (handled[i].what) {
+	case SIG_STOP:
+		if (l->pool.conf->varpool)
+			dispatch_stop(&l->dispatch);
+		pool_stop(&l->pool, sig);
 		break;
-	case SIGHUP:
-		if (!p->stopping)
-			pool_reload(p);
+	case SIG_RELOAD:
+		if (!l->pool.stopping)
+			log_info("reload: %s received", signame(sig));
+		pool_reload(&l->pool);
 		break;
-	case SIGCHLD:
-		while ((pid = waitpid(WAIT_ANY, &status, WNOHANG)) > 0) {
-			if ((w = hash_find(p, pid)) != NULL)
-				worker_reaped(p, w, status);
-		}
-		if (p->stopping && p->nall == 0)
-			event_loopexit(NULL);
-		pool_fill(p);
-		pool_kick(p);
+	case SIG_REAP:
+		pool_reap(&l->pool);
+		break;
+	case SIG_NOTE:
+		log_info("signal: %s received and ignored", signame(sig));
 		break;
 	}
 }
 
-/* Every worker is reaped by now; give back what the pool holds. */
 static void
-pool_free(struct pool *p, struct event_base *base)
+loop_signals(struct loop *l)
 {
-	signal_del(&p->ev_sigterm);
-	signal_del(&p->ev_sigint);
-	signal_del(&p->ev_sighup);
-	signal_del(&p->ev_sigchld);
-	evtimer_del(&p->ev_stop);
-	evtimer_del(&p->ev_kill);
-	evtimer_del(&p->ev_stable);
-	evtimer_del(&p->ev_resume);
-	evtimer_del(&p->ev_grow);
-	if (p->pending != -1)
-		close(p->pending);
-	free(p->hash);
-	free(p->spawner.envp);
-	event_base_free(base);
+	size_t	 i;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < NHANDLED; i++) {
+		signal_set(&l->ev_sig[i], handled[i].sig, loop_signal_cb, l);
+		if (signal_add(&l->ev_sig[i], NULL) == -1)
+			fatalx("event: cannot watch %s",
+			    signame(handled[i].sig));
+	}
 }
 
+/* A fixed pool has no hand-off path: nothing to tell it. */
 static void
-pool_events(struct pool *p)
+no_freed(void *arg UNUSED)
 {
-	signal_set(&p->ev_sigterm, SIGTERM, pool_signal_cb, p);
-	signal_set(&p->ev_sigint, SIGINT, pool_signal_cb, p);
-	signal_set(&p->ev_sighup, SIGHUP, pool_signal_cb, p);
-	signal_set(&p->ev_sigchld, SIGCHLD, pool_signal_cb, p);
-	signal_add(&p->ev_sigterm, NULL);
-	signal_add(&p->ev_sigint, NULL);
-	signal_add(&p->ev_sighup, NULL);
-	signal_add(&p->ev_sigchld, NULL);
-	evtimer_set(&p->ev_release, pool_release_cb, p);
-	evtimer_set(&p->ev_kill, pool_kill_cb, p);
-	evtimer_set(&p->ev_respawn, pool_respawn_cb, p);
-	evtimer_set(&p->ev_stable, pool_stable_cb, p);
-	evtimer_set(&p->ev_resume, pool_resume_cb, p);
-	evtimer_set(&p->ev_stop, pool_stop_cb, p);
-	evtimer_set(&p->ev_grow, pool_grow_cb, p);
-	event_set(&p->ev_accept, p->listenfd, EV_READ | EV_PERSIST,
-	    pool_accept_cb, p);
 }
 
-/* Set while the loop runs, for pool_fatal() alone. */
+/* Set while the loop runs, for loop_fatal() alone. */
 static struct pool	*running;
 
 /*
- * We are about to die of an unexpected error: take the workers along,
- * or classic ones would go on accepting with nobody to supervise them.
+ * fatal() after the workers started: ask them to go.  The guard kills
+ * whatever is left once kfcgi has exited.
  */
 static void
-pool_fatal(void)
+loop_fatal(void)
 {
 	struct worker	*w;
 
-	TAILQ_FOREACH(w, &running->workers, all)
+	TAILQ_FOREACH(w, &running->ws.all, all)
 		kill(w->pid, SIGTERM);
 }
 
 /*
- * Run the pool until stopped.  The listening socket goes to fixed-pool
- * workers as descriptor 0; in a variable pool we accept on it ourselves
- * and workers get /dev/null there.
+ * One clock for decisions and timers: libevent's default timer clock is
+ * coarse (4 ms here), below what the pool's short waits need.  Asked for
+ * through its environment, then removed so that workers do not see it.
  */
-void
-pool_run(const struct config *conf, int listenfd, int nullfd)
+static struct event_base *
+loop_base(void)
 {
-	struct pool	 pool, *p = &pool;
-	struct event_base *base;
+	struct event_base	*base;
 
-	memset(p, 0, sizeof(*p));
-	p->conf = conf;
-	p->listenfd = listenfd;
-	p->pending = -1;
-	TAILQ_INIT(&p->idle);
-	TAILQ_INIT(&p->exiting);
-	TAILQ_INIT(&p->workers);
-	hash_init(p, conf->varpool ? conf->maxworkers : conf->nworkers);
-	spawn_init(&p->spawner, conf->argv, conf->varpool,
-	    conf->varpool ? nullfd : listenfd,
-	    conf->foreground ? -1 : nullfd);
-	signal(SIGPIPE, SIG_IGN);
-	if ((base = event_init()) == NULL)
+	setenv("EVENT_PRECISE_TIMER", "1", 1);
+	base = event_init();
+	unsetenv("EVENT_PRECISE_TIMER");
+	if (base == NULL)
 		fatalx("event: cannot initialise");
-	pool_events(p);
-	running = p;
-	log_onfatal(pool_fatal);
-	pool_fill(p);
-	p->started = 1;
-	if (conf->varpool)
-		event_add(&p->ev_accept, NULL);
-	daemon_ready(nullfd);
-	log_info("start: %d workers of %s%s", p->nlive, conf->argv[0],
-	    conf->varpool ? " (variable pool)" : "");
-	event_dispatch();
-	log_info("stop: all workers gone; %llu started, %llu died "
-	    "unexpectedly", (unsigned long long)p->spawned,
-	    (unsigned long long)p->crashed);
-	if (conf->varpool)
+	return base;
+}
+
+static void
+loop_report(const struct loop *l)
+{
+	const struct pool	*p = &l->pool;
+	uint64_t		 crashed = p->crashed_exit;
+	int			 i;
+
+	for (i = 0; i < 65; i++)
+		crashed += p->crashed_signal[i];
+	log_info("stop: all workers gone; %llu started, %llu recycled, "
+	    "%llu died unexpectedly", (unsigned long long)p->spawned,
+	    (unsigned long long)p->recycled, (unsigned long long)crashed);
+	if (p->conf->varpool)
 		log_info("stop: %llu connections accepted, %llu protocol "
-		    "violations", (unsigned long long)p->accepted,
-		    (unsigned long long)p->violations);
+		    "violations, %llu timeouts, %llu lost",
+		    (unsigned long long)l->dispatch.accepted,
+		    (unsigned long long)p->violations,
+		    (unsigned long long)p->timeouts,
+		    (unsigned long long)p->lost);
+}
+
+void
+loop_run(const struct config *conf, int listenfd, int nullfd,
+    const struct rlimit *orig, const struct rlimit *raised)
+{
+	static struct loop	 loop;
+	struct loop		*l = &loop;
+	struct event_base	*base;
+	struct pool_hooks	 hooks = { NULL, no_freed, NULL, NULL };
+	size_t			 i;
+
+	base = loop_base();
+	if (conf->varpool) {
+		dispatch_init(&l->dispatch, &l->pool, listenfd);
+		dispatch_hooks(&l->dispatch, &hooks);
+	}
+	pool_init(&l->pool, conf, listenfd, nullfd, &hooks);
+	l->pool.spawner.nofile_orig = *orig;
+	l->pool.spawner.nofile_raised = *raised;
+	l->pool.spawner.nofile_restore = orig->rlim_cur != raised->rlim_cur;
+	loop_signals(l);
+	running = &l->pool;
+	log_onfatal(loop_fatal);
+	pool_start(&l->pool);
+	if (conf->varpool)
+		dispatch_start(&l->dispatch);
+	daemon_ready(nullfd);
+	log_info("start: %d workers of %s%s", pool_live(&l->pool),
+	    conf->argv[0], conf->varpool ? " (variable pool)" : "");
+	event_dispatch();
+	loop_report(l);
 	log_onfatal(NULL);
 	running = NULL;
-	pool_free(p, base);
+	for (i = 0; i < NHANDLED; i++)
+		signal_del(&l->ev_sig[i]);
+	if (conf->varpool)
+		dispatch_free(&l->dispatch);
+	pool_free(&l->pool);
+	event_base_free(base);
 }

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,19 +26,22 @@
 
 #include "kfcgi.h"
 #include "log.h"
-#include "pool.h"
 
 #define DEFAULT_SOCKPATH	"/var/www/run/httpd.sock"
 #define DEFAULT_JAIL		"/var/www"
 #define DEFAULT_WORKERS		3
 #define DEFAULT_WAITTIME	300
+#define DEFAULT_GRACE		5
 #define FD_RESERVE		64	/* manager's own descriptors */
+#define FD_PER_WORKER		2	/* -r: its channel, its connection */
 
 static void __attribute__((__noreturn__))
 usage(void)
 {
-	fprintf(stderr, "usage: kfcgi [-drv] [-l backlog] [-n workers] "
-	    "[-N maxworkers] [-p chroot] [-s sockpath]\n"
+	fprintf(stderr, "usage: kfcgi [-drv] [-g grace] [-k signal] "
+	    "[-l backlog] [-m maxrequests]\n"
+	    "             [-n workers] [-N maxworkers] [-p chroot] "
+	    "[-s sockpath] [-t timeout]\n"
 	    "             [-u sockuser] [-U procuser] [-w waittime] "
 	    "prog [arg0 ...]\n");
 	exit(1);
@@ -96,7 +100,7 @@ derive(struct config *c, int nset, int maxset, int backset)
 		c->maxworkers = c->nworkers > 0 ? 2 * c->nworkers : 1;
 	if (c->maxworkers > KFCGI_MAXWORKERS)
 		c->maxworkers = KFCGI_MAXWORKERS;
-	if (c->maxworkers < c->nworkers)
+	if (c->varpool && c->maxworkers < c->nworkers)
 		badusage("-N: %d: below -n %d", c->maxworkers, c->nworkers);
 	if (!backset)
 		c->backlog = 2 * (c->varpool ? c->maxworkers : c->nworkers);
@@ -107,18 +111,21 @@ derive(struct config *c, int nset, int maxset, int backset)
 static void
 parse(struct config *c, int argc, char *argv[])
 {
-	int	 ch, nset = 0, maxset = 0, backset = 0, waitset = 0;
+	int	 ch, nset = 0, maxset = 0, backset = 0;
+	int	 varonly = 0;
 	const char *sockuser = NULL, *procuser = NULL;
 
 	memset(c, 0, sizeof(*c));
 	c->jail = DEFAULT_JAIL;
 	c->sockpath = DEFAULT_SOCKPATH;
 	c->waittime = DEFAULT_WAITTIME;
+	c->grace = DEFAULT_GRACE;
+	c->killsig = SIGTERM;
 	/*
 	 * "+": options end at prog, whose own options are its business.
 	 * ":": we word the errors ourselves.
 	 */
-	while ((ch = getopt(argc, argv, "+:drvl:n:N:p:s:u:U:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "+:dg:k:l:m:n:N:p:rs:t:u:U:vw:")) != -1) {
 		switch (ch) {
 		case 'd':
 			c->foreground = 1;
@@ -128,6 +135,21 @@ parse(struct config *c, int argc, char *argv[])
 			break;
 		case 'v':
 			c->verbose = 1;
+			break;
+		case 'g':
+			c->grace = number(ch, optarg, 0, KFCGI_MAXSECS);
+			break;
+		case 'k':
+			if ((c->killsig = signame_parse(optarg)) == -1)
+				badusage("-k: %s: not a signal", optarg);
+			break;
+		case 'm':
+			c->maxreqs = number(ch, optarg, 0, INT_MAX);
+			varonly = varonly ? varonly : 'm';
+			break;
+		case 't':
+			c->timeout = number(ch, optarg, 0, KFCGI_MAXSECS);
+			varonly = varonly ? varonly : 't';
 			break;
 		case 'l':
 			c->backlog = number(ch, optarg, 1, INT_MAX);
@@ -141,6 +163,7 @@ parse(struct config *c, int argc, char *argv[])
 			c->maxworkers = number(ch, optarg, 1,
 			    KFCGI_MAXWORKERS);
 			maxset = 1;
+			varonly = varonly ? varonly : 'N';
 			break;
 		case 'p':
 			c->jail = optarg;
@@ -156,7 +179,7 @@ parse(struct config *c, int argc, char *argv[])
 			break;
 		case 'w':
 			c->waittime = number(ch, optarg, 0, KFCGI_MAXWAIT);
-			waitset = 1;
+			varonly = varonly ? varonly : 'w';
 			break;
 		case ':':
 			badusage("-%c: missing argument", optopt);
@@ -174,41 +197,63 @@ parse(struct config *c, int argc, char *argv[])
 	if (procuser != NULL)
 		lookup(&c->procuser, 'U', procuser);
 	derive(c, nset, maxset, backset);
-	if (!c->varpool && (maxset || waitset))
+	if (!c->varpool && varonly)
 		fprintf(stderr, "kfcgi: -%c: has no effect without -r\n",
-		    maxset ? 'N' : 'w');
+		    varonly);
+}
+
+/* Descriptors systemd passes (LISTEN_FDS), meant for this process. */
+static int
+activated_fds(void)
+{
+	const char	*pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	char		*end;
+	long		 n;
+
+	if (pid == NULL || fds == NULL ||
+	    strtol(pid, &end, 10) != (long)getpid() || *end != '\0')
+		return 0;
+	n = strtol(fds, &end, 10);
+	return *end == '\0' && n > 0 && n < 64 ? (int)n : 0;
 }
 
 /*
  * Descriptors 0-2 must exist before anything else is opened, or the
- * socket could land on one of them; anything else inherited stays out of
- * the workers' way.
+ * socket could land on one of them.  Anything else inherited is closed
+ * (a caller's pipe must see EOF when it should), but for sockets passed
+ * by socket activation, which stay, close-on-exec.
  */
 static void
 sanitise_fds(void)
 {
-	int	 fd;
+	int	 fd, keep = activated_fds(), top;
 
 	for (fd = 0; fd < 3; fd++)
 		if (fcntl(fd, F_GETFD) == -1 &&
 		    open("/dev/null", O_RDWR) == -1)
 			exit(1);
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
-		for (fd = 3; fd < 1024; fd++)
-			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	for (fd = 3; fd < 3 + keep; fd++)
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (close_range(3 + keep, ~0U, 0) == -1) {
+		top = (int)sysconf(_SC_OPEN_MAX);
+		for (fd = 3 + keep; fd < top; fd++)
+			(void)close(fd);
+	}
 }
 
 int
 main(int argc, char *argv[])
 {
-	struct config	 conf;
+	static struct config conf;
+	struct rlimit	 orig, raised;
 	int		 listenfd, nullfd;
 
 	sanitise_fds();
 	parse(&conf, argc, argv);
 	priv_check_caller(&conf);
-	if (conf.varpool)
-		priv_raise_nofile(conf.maxworkers + FD_RESERVE);
+	/* Two generations serve at once while a reload settles. */
+	priv_raise_nofile(2 * FD_PER_WORKER * (conf.varpool ?
+	    conf.maxworkers : conf.nworkers) + FD_RESERVE, &orig, &raised);
 	listenfd = sock_listen(&conf);
 	if (conf.varpool &&
 	    fcntl(listenfd, F_SETFL, fcntl(listenfd, F_GETFL) | O_NONBLOCK)
@@ -221,6 +266,6 @@ main(int argc, char *argv[])
 	priv_jail(conf.jail);
 	priv_drop(&conf.procuser);
 	priv_check_prog(conf.argv[0]);
-	pool_run(&conf, listenfd, nullfd);
+	loop_run(&conf, listenfd, nullfd, &orig, &raised);
 	return 0;
 }

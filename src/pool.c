@@ -1,3 +1,4 @@
+/* pool.c: the pool over time: spawn, fill, grow, retire, reap, reload, stop. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *
@@ -13,114 +14,671 @@
  * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
+#include <sys/socket.h>
+#include <sys/wait.h>
 
-/*
- * Pool size: keeping -n workers, crash-loop back-off, releasing idle
- * workers, kill deadlines, stop and reload.
- */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kfcgi.h"
 #include "log.h"
 #include "pool.h"
 
-/* Count an early death and hold further starts back; returns the delay. */
-long
-pool_early_death(struct pool *p)
-{
-	long	 ms = backoff_delay_ms(++p->streak);
+static void	 pool_respawn_cb(int, short, void *);
+static void	 pool_stable_cb(int, short, void *);
+static void	 pool_release_cb(int, short, void *);
+static void	 pool_kill_cb(int, short, void *);
+static void	 pool_timeout_cb(int, short, void *);
+static void	 pool_reload_cb(int, short, void *);
+static void	 pool_stop_cb(int, short, void *);
 
-	p->last_early = clock_now();
-	if (ms > 0 && !p->throttled) {
-		p->throttled = 1;
-		clock_timer_ms(&p->ev_respawn, ms);
-	}
-	return ms;
+static msec_t
+grace_ms(const struct pool *p)
+{
+	return p->conf->grace * 1000L;
 }
 
-struct worker *
-pool_spawn(struct pool *p)
+/* Arm a timer for `next' (-1: nothing due) unless it is already set. */
+static void
+arm(struct event *ev, msec_t next, msec_t now)
 {
-	struct worker	*w;
+	if (next >= 0 && !evtimer_pending(ev, NULL))
+		clock_timer_ms(ev, next - now);
+}
 
-	if (p->throttled || p->stopping)
-		return NULL;
-	if ((w = worker_new(p)) != NULL) {
-		if (p->streak > 0)
-			clock_timer_ms(&p->ev_stable, EARLY_DEATH_MS);
-		return w;
+void
+pool_init(struct pool *p, const struct config *conf, int listenfd,
+    int nullfd, const struct pool_hooks *hooks)
+{
+	int	 most = conf->varpool ? conf->maxworkers : conf->nworkers;
+
+	memset(p, 0, sizeof(*p));
+	p->conf = conf;
+	p->hooks = *hooks;
+	/* Room for two generations while a reload settles. */
+	workers_init(&p->ws, 2 * most);
+	crash_init(&p->crash, 2 * (most > 2 ? most : 2));
+	spawn_init(&p->spawner, conf->argv, conf->varpool,
+	    conf->varpool ? nullfd : listenfd, conf->foreground ? -1 : nullfd);
+	evtimer_set(&p->ev_respawn, pool_respawn_cb, p);
+	evtimer_set(&p->ev_stable, pool_stable_cb, p);
+	evtimer_set(&p->ev_release, pool_release_cb, p);
+	evtimer_set(&p->ev_kill, pool_kill_cb, p);
+	evtimer_set(&p->ev_timeout, pool_timeout_cb, p);
+	evtimer_set(&p->ev_reload, pool_reload_cb, p);
+	evtimer_set(&p->ev_stop, pool_stop_cb, p);
+}
+
+int
+pool_live(const struct pool *p)
+{
+	return workers_live(&p->ws);
+}
+
+static void
+chan_close(struct worker *w)
+{
+	if (w->chan == -1)
+		return;
+	event_del(&w->ev);
+	close(w->chan);
+	w->chan = -1;
+}
+
+static void
+signal_worker(const struct worker *w, int sig)
+{
+	if (kill(w->pid, sig) == -1 && errno != ESRCH)
+		log_warn("worker %d: %s", (int)w->pid, signame(sig));
+}
+
+static void
+arm_kill(struct pool *p, msec_t now)
+{
+	msec_t	 next;
+
+	if (policy_expired(&p->ws.exiting, now, grace_ms(p), &next) != NULL)
+		next = now;
+	arm(&p->ev_kill, next, now);
+}
+
+/*
+ * To EXITING: the channel closed (a -r worker reads EOF and leaves),
+ * `sig' sent unless 0, SIGKILL after the grace period.
+ */
+void
+pool_exit(struct pool *p, struct worker *w, int sig)
+{
+	msec_t	 now = clock_ms();
+
+	chan_close(w);
+	if (sig != 0)
+		signal_worker(w, sig);
+	worker_set(&p->ws, w, W_EXITING, now);
+	arm_kill(p, now);
+}
+
+void
+pool_kill(struct pool *p, struct worker *w, int fault)
+{
+	w->fault |= fault;
+	chan_close(w);
+	signal_worker(w, SIGKILL);
+	worker_set(&p->ws, w, W_KILLED, clock_ms());
+}
+
+/* Ask a worker to go: at once if it holds nothing, after that if busy. */
+void
+pool_retire(struct pool *p, struct worker *w)
+{
+	msec_t	 now;
+
+	switch (w->state) {
+	case W_RUNNING:
+		pool_exit(p, w, p->conf->killsig);
+		break;
+	case W_IDLE:
+		pool_exit(p, w, SIGTERM);
+		break;
+	case W_BUSY:
+		now = clock_ms();
+		worker_set(&p->ws, w, W_DRAINING, now);
+		arm_kill(p, now);
+		break;
+	default:
+		break;
 	}
+}
+
+static void
+arm_release(struct pool *p, msec_t now)
+{
+	msec_t	 next;
+
+	if (!p->conf->varpool || p->stopping)
+		return;
+	if (policy_release(&p->ws, now, p->conf->waittime * 1000L,
+	    p->conf->nworkers, &next) != NULL)
+		next = now;
+	arm(&p->ev_release, next, now);
+}
+
+/* The hand-off path gave the worker a connection. */
+void
+pool_busy(struct pool *p, struct worker *w, int conn)
+{
+	msec_t	 now = clock_ms(), next;
+
+	w->conn = conn;
+	worker_set(&p->ws, w, W_BUSY, now);
+	if (p->conf->timeout > 0 && !evtimer_pending(&p->ev_timeout, NULL)) {
+		if (policy_expired(&p->ws.busy, now, p->conf->timeout * 1000L,
+		    &next) != NULL)
+			next = now;
+		arm(&p->ev_timeout, next, now);
+	}
+}
+
+/* A worker returned its cookie; the hand-off path closed the connection. */
+void
+pool_freed(struct pool *p, struct worker *w)
+{
+	msec_t	 now = clock_ms();
+
+	w->served++;
+	if (!p->crash.proven && w->gen == p->gen)
+		crash_proof(&p->crash);
+	if (w->state == W_DRAINING)
+		pool_exit(p, w, SIGTERM);
+	else if (w->recycle_at != 0 && w->served >= w->recycle_at) {
+		/* Between connections: nothing can be in flight to it. */
+		log_debug("worker %d: served %llu connections, recycling it",
+		    (int)w->pid, (unsigned long long)w->served);
+		p->recycled++;
+		pool_exit(p, w, 0);
+		pool_fill(p);
+	} else {
+		worker_set(&p->ws, w, W_IDLE, now);
+		arm_release(p, now);
+	}
+}
+
+/* EAGAIN, ENOMEM, EMFILE...: a shortage passes; the program is not to blame. */
+static int
+is_shortage(int err)
+{
+	return err == EAGAIN || err == ENOMEM || err == EMFILE ||
+	    err == ENFILE || err == ENOBUFS;
+}
+
+static void
+shortage(struct pool *p, int err)
+{
+	if (p->shortage_ms == 0) {
+		errno = err;
+		log_warn("spawn: %s: out of resources, retrying",
+		    p->conf->argv[0]);
+		p->shortage_ms = SHORTAGE_MIN_MS;
+	} else if ((p->shortage_ms *= 2) > SHORTAGE_MAX_MS)
+		p->shortage_ms = SHORTAGE_MAX_MS;
+	p->shortage = 1;
+	evtimer_del(&p->ev_respawn);
+	clock_timer_ms(&p->ev_respawn, p->shortage_ms);
+}
+
+/* The program could not be executed at all: a start failure. */
+static void
+spawn_failed(struct pool *p, int err)
+{
+	msec_t	 now = clock_ms(), delay;
+
+	errno = err;
 	if (!p->started)
 		fatal("spawn: %s", p->conf->argv[0]);
 	log_warn("spawn: %s", p->conf->argv[0]);
-	pool_early_death(p);
-	return NULL;
+	delay = crash_death(&p->crash, DEATH_START, now, now);
+	if (delay > 0)
+		arm(&p->ev_respawn, now + delay, now);
+}
+
+static pid_t
+spawn_one(struct pool *p, int *chan)
+{
+	int	 sv[2] = { -1, -1 }, saved;
+	pid_t	 pid;
+
+	*chan = -1;
+	if (p->conf->varpool &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	pid = spawn_worker(&p->spawner, sv[1], -1);
+	saved = errno;
+	if (sv[1] != -1)
+		close(sv[1]);
+	if (pid == -1 && sv[0] != -1)
+		close(sv[0]);
+	*chan = pid == -1 ? -1 : sv[0];
+	errno = saved;
+	return pid;
+}
+
+static void
+worker_place(struct pool *p, struct worker *w, int chan)
+{
+	w->owner = p;
+	w->gen = p->gen;
+	w->chan = chan;
+	w->recycle_at = p->conf->varpool ?
+	    policy_recycle_at(p->conf->maxreqs, arc4random()) : 0;
+	if (chan != -1) {
+		event_set(&w->ev, chan, EV_READ | EV_PERSIST,
+		    p->hooks.chan_cb, w);
+		if (event_add(&w->ev, NULL) == -1)
+			fatalx("worker %d: cannot watch its channel",
+			    (int)w->pid);
+	}
+}
+
+/* Start one worker, unless throttled or short; NULL if none started. */
+static struct worker *
+pool_spawn(struct pool *p)
+{
+	struct worker	*w;
+	msec_t		 now = clock_ms();
+	pid_t		 pid;
+	int		 chan;
+
+	if (p->stopping || p->shortage)
+		return NULL;
+	if (crash_wait(&p->crash, now) > 0) {
+		arm(&p->ev_respawn, p->crash.until, now);
+		return NULL;
+	}
+	if ((pid = spawn_one(p, &chan)) == -1) {
+		if (is_shortage(errno))
+			shortage(p, errno);
+		else
+			spawn_failed(p, errno);
+		return NULL;
+	}
+	w = worker_add(&p->ws, pid, p->conf->varpool ? W_IDLE : W_RUNNING,
+	    now);
+	if (w == NULL)
+		fatal("worker %d: record", (int)pid);
+	worker_place(p, w, chan);
+	p->spawned++;
+	if (p->shortage_ms != 0) {
+		log_info("spawn: %s: resources available again",
+		    p->conf->argv[0]);
+		p->shortage_ms = 0;
+	}
+	if (p->crash.streak > 0)
+		clock_timer_ms(&p->ev_stable, CRASH_EARLY_MS);
+	log_debug("worker %d: started", (int)pid);
+	return w;
 }
 
 /* Keep -n workers: replace the dead, start the first ones. */
 void
 pool_fill(struct pool *p)
 {
-	while (!p->stopping && p->nlive < p->conf->nworkers)
+	while (!p->stopping && pool_live(p) < p->conf->nworkers)
 		if (pool_spawn(p) == NULL)
 			return;
 }
 
-/* Release idle workers above -n, oldest first, after -w seconds. */
-void
-pool_release_cb(int fd UNUSED, short events UNUSED, void *arg)
+int
+pool_can_grow(const struct pool *p)
 {
-	struct pool	*p = arg;
-	struct worker	*w;
-	struct timespec	 t = clock_now();
-
-	while (p->nlive > p->conf->nworkers &&
-	    (w = TAILQ_LAST(&p->idle, workerq)) != NULL &&
-	    clock_ms_between(&w->since, &t) >= p->conf->waittime * 1000L) {
-		log_debug("worker %d: idle for %d s, releasing it",
-		    (int)w->pid, p->conf->waittime);
-		worker_set(p, w, W_EXITING);
-	}
-	pool_arm_release(p);
+	return !p->stopping && !p->shortage &&
+	    pool_live(p) < p->conf->maxworkers &&
+	    crash_wait(&p->crash, clock_ms()) == 0;
 }
 
-void
-pool_kill_cb(int fd UNUSED, short events UNUSED, void *arg)
+/* Start up to n more workers (-r), as -N allows; returns how many. */
+int
+pool_grow(struct pool *p, int n)
 {
-	struct pool	*p = arg;
-	struct worker	*w;
-	struct timespec	 t = clock_now();
+	int	 i;
 
-	while ((w = TAILQ_FIRST(&p->exiting)) != NULL &&
-	    clock_ms_between(&t, &w->since) <= 0) {
-		log_warnx("worker %d: still running %d s after SIGTERM, "
-		    "killing it", (int)w->pid, KFCGI_GRACE_MS / 1000);
-		worker_set(p, w, W_KILLED);
-	}
-	pool_arm_kill(p);
+	for (i = 0; i < n && pool_live(p) < p->conf->maxworkers; i++)
+		if (pool_spawn(p) == NULL)
+			break;
+	return i;
 }
 
+/*
+ * Start the first workers.  A variable pool of -n 0 starts one all the
+ * same and retires it at once: start-up proves that the program can be
+ * executed, and fails otherwise, whatever -n is.
+ */
 void
+pool_start(struct pool *p)
+{
+	struct worker	*w;
+
+	p->startup = clock_ms();
+	p->spawner.pgid = guard_start();
+	pool_fill(p);
+	if (p->conf->nworkers == 0 && (w = pool_spawn(p)) != NULL)
+		pool_exit(p, w, SIGTERM);
+	p->started = 1;
+}
+
+static void
 pool_respawn_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 
-	p->throttled = 0;
+	p->shortage = 0;
 	pool_fill(p);
-	pool_kick(p);
+	p->hooks.freed(p->hooks.arg);
 }
 
-void
+static void
 pool_stable_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
-	struct timespec	 t = clock_now();
 
-	if (clock_ms_between(&p->last_early, &t) >= EARLY_DEATH_MS)
-		p->streak = 0;
+	if (crash_settled(&p->crash, clock_ms()))
+		log_info("program: %s: workers start again",
+		    p->conf->argv[0]);
 }
 
+static void
+pool_release_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct pool	*p = arg;
+	struct worker	*w;
+	msec_t		 now = clock_ms(), next;
+
+	while ((w = policy_release(&p->ws, now, p->conf->waittime * 1000L,
+	    p->conf->nworkers, &next)) != NULL) {
+		log_debug("worker %d: idle for %d s, releasing it",
+		    (int)w->pid, p->conf->waittime);
+		pool_retire(p, w);
+	}
+	arm(&p->ev_release, next, now);
+}
+
+static void
+pool_kill_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct pool	*p = arg;
+	struct worker	*w;
+	msec_t		 now = clock_ms(), next;
+
+	while ((w = policy_expired(&p->ws.exiting, now, grace_ms(p), &next))
+	    != NULL) {
+		log_warnx("worker %d: still running %d s after it was asked "
+		    "to go, killing it", (int)w->pid, p->conf->grace);
+		pool_kill(p, w, 0);
+	}
+	arm(&p->ev_kill, next, now);
+}
+
+/* -t: a worker that holds one connection too long is killed. */
+static void
+pool_timeout_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct pool	*p = arg;
+	struct worker	*w;
+	msec_t		 now = clock_ms(), next, held;
+
+	while ((w = policy_expired(&p->ws.busy, now,
+	    p->conf->timeout * 1000L, &next)) != NULL) {
+		held = now - w->since;
+		log_warnx("worker %d: request timeout: held a connection for "
+		    "%lld.%02lld s; killing it and closing the connection",
+		    (int)w->pid, (long long)held / 1000,
+		    (long long)held % 1000 / 10);
+		p->timeouts++;
+		if (w->conn != -1) {
+			close(w->conn);
+			w->conn = -1;
+		}
+		pool_kill(p, w, 0);
+	}
+	arm(&p->ev_timeout, next, now);
+}
+
+/*
+ * A dead worker's connection: if it never read it, another worker
+ * serves it from the start; otherwise it is lost, and said so.
+ */
+static void
+rescue(struct pool *p, struct worker *w)
+{
+	if (fdpass_unread(w->conn)) {
+		log_info("worker %d: gone without reading its connection; "
+		    "handing it to another worker", (int)w->pid);
+		p->rescued++;
+		p->hooks.rescue(p->hooks.arg, w->conn);
+	} else {
+		log_warnx("worker %d: gone holding a connection, which is "
+		    "lost with it", (int)w->pid);
+		p->lost++;
+		close(w->conn);
+	}
+	w->conn = -1;
+}
+
+static void
+log_death(const struct worker *w, int status, msec_t lived, const char *plan)
+{
+	long long	 s = lived / 1000, cs = lived % 1000 / 10;
+
+	if (WIFSIGNALED(status))
+		log_warnx("worker %d: killed by %s after %lld.%02lld s%s",
+		    (int)w->pid, signame(WTERMSIG(status)), s, cs, plan);
+	else if (WEXITSTATUS(status) != 0)
+		log_warnx("worker %d: exited with status %d after "
+		    "%lld.%02lld s%s", (int)w->pid, WEXITSTATUS(status), s, cs,
+		    plan);
+	else
+		log_debug("worker %d: exited after %lld.%02lld s and %llu "
+		    "connections%s", (int)w->pid, s, cs,
+		    (unsigned long long)w->served, plan);
+}
+
+static void	 reload_abort(struct pool *, const char *, pid_t);
+
+/* A death we did not ask for: count it, throttle if it is a crash loop. */
+static void
+unexpected(struct pool *p, struct worker *w, int status, msec_t now)
+{
+	msec_t		 lived = now - w->started, delay = 0;
+	int		 clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	enum death	 d;
+	char		 plan[64] = "";
+
+	if (clean)
+		p->recycled++;
+	else if (WIFSIGNALED(status) && WTERMSIG(status) < 65)
+		p->crashed_signal[WTERMSIG(status)]++;
+	else
+		p->crashed_exit++;
+	d = crash_classify(lived, w->served > 0, clean);
+	if (w->gen == p->gen)
+		delay = crash_death(&p->crash, d, w->started, now);
+	if (delay > 0)
+		arm(&p->ev_respawn, now + delay, now);
+	if (!p->stopping && pool_live(p) < p->conf->nworkers)
+		snprintf(plan, sizeof(plan), delay > 0 ?
+		    ", restarting in %lld.%lld s" : ", restarting",
+		    (long long)delay / 1000, (long long)delay % 1000 / 100);
+	log_death(w, status, lived, plan);
+	if (p->reloading && w->gen == p->gen && d == DEATH_START)
+		reload_abort(p, "a new worker died at once", w->pid);
+}
+
+static void
+reaped(struct pool *p, struct worker *w, int status)
+{
+	msec_t	 now = clock_ms();
+	int	 expected = !w->fault && (w->state == W_EXITING ||
+		    w->state == W_KILLED);
+
+	chan_close(w);
+	worker_set(&p->ws, w, W_DEAD, now);
+	if (w->conn != -1)
+		rescue(p, w);
+	if (!expected)
+		unexpected(p, w, status, now);
+	else
+		log_debug("worker %d: exited after %lld ms", (int)w->pid,
+		    (long long)(now - w->started));
+	free(w);
+}
+
+/* Everything is gone: take what workers left behind, and end. */
+static void
+pool_finish(struct pool *p)
+{
+	if (p->spawner.pgid != 0)
+		(void)kill(-p->spawner.pgid, SIGKILL);
+	event_loopexit(NULL);
+}
+
+void
+pool_reap(struct pool *p)
+{
+	struct worker	*w;
+	pid_t		 pid;
+	int		 status;
+
+	while ((pid = waitpid(WAIT_ANY, &status, WNOHANG)) > 0) {
+		if ((w = worker_find(&p->ws, pid)) != NULL)
+			reaped(p, w, status);
+		else if (pid == p->spawner.pgid && !p->stopping) {
+			/* Its group lives on while workers are in it. */
+			log_warnx("guard: %d: gone; starting another",
+			    (int)pid);
+			p->spawner.pgid = guard_start();
+		}
+	}
+	if (p->stopping && p->ws.nall == 0) {
+		pool_finish(p);
+		return;
+	}
+	pool_fill(p);
+	p->hooks.freed(p->hooks.arg);
+}
+
+static int
+count_gen(const struct pool *p, unsigned int gen, int same)
+{
+	struct worker	*w;
+	int		 n = 0;
+
+	TAILQ_FOREACH(w, &p->ws.all, all)
+		if ((w->gen == gen) == same && w->state <= W_BUSY)
+			n++;
+	return n;
+}
+
+/* Retire every worker of another generation than the current one. */
+static void
+retire_others(struct pool *p)
+{
+	struct worker	*w, *next;
+
+	for (w = TAILQ_FIRST(&p->ws.all); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, all);
+		if (w->gen != p->gen)
+			pool_retire(p, w);
+	}
+}
+
+/*
+ * SIGHUP: start a new generation beside the serving one, which goes on
+ * serving until the new one has lived RELOAD_SETTLE_MS without a start
+ * failure.  A SIGHUP meanwhile is remembered, and served by one more
+ * reload once this one ends: at most two generations serve at a time.
+ */
+void
+pool_reload(struct pool *p)
+{
+	int	 i, n = p->conf->nworkers > 0 ? p->conf->nworkers : 1;
+
+	if (p->stopping)
+		return;
+	if (p->reloading) {
+		log_info("reload: one is settling; another follows it");
+		p->reload_again = 1;
+		return;
+	}
+	p->reloading = 1;
+	p->reload_again = 0;
+	p->oldgen = p->gen;
+	p->oldcrash = p->crash;
+	p->gen = ++p->lastgen;
+	crash_init(&p->crash, p->crash.allowance);
+	log_info("reload: starting %d new workers beside %d serving", n,
+	    count_gen(p, p->gen, 0));
+	for (i = 0; i < n && p->reloading; i++)
+		if (pool_spawn(p) == NULL) {
+			reload_abort(p, "cannot start the program", 0);
+			return;
+		}
+	clock_timer_ms(&p->ev_reload, RELOAD_SETTLE_MS);
+	p->hooks.freed(p->hooks.arg);
+}
+
+static void
+reload_end(struct pool *p)
+{
+	evtimer_del(&p->ev_reload);
+	p->reloading = 0;
+	if (p->reload_again)
+		pool_reload(p);
+}
+
+/* The new generation failed: it goes, the serving one stays. */
+static void
+reload_abort(struct pool *p, const char *why, pid_t pid)
+{
+	struct worker	*w, *next;
+	unsigned int	 failed = p->gen;
+
+	if (pid != 0)
+		log_warnx("reload: %s (worker %d); keeping the %d workers "
+		    "serving", why, (int)pid, count_gen(p, p->oldgen, 1));
+	else
+		log_warnx("reload: %s; keeping the %d workers serving", why,
+		    count_gen(p, p->oldgen, 1));
+	p->gen = p->oldgen;
+	p->crash = p->oldcrash;
+	for (w = TAILQ_FIRST(&p->ws.all); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, all);
+		if (w->gen == failed)
+			pool_retire(p, w);
+	}
+	reload_end(p);
+}
+
+static void
+pool_reload_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct pool	*p = arg;
+
+	log_info("reload: new workers serving; retiring %d old ones",
+	    count_gen(p, p->gen, 0));
+	retire_others(p);
+	pool_fill(p);
+	p->hooks.freed(p->hooks.arg);
+	reload_end(p);
+}
+
+/*
+ * Stop: no new connections (the hand-off path stopped accepting first);
+ * workers holding nothing go now, busy ones finish (and may serve the
+ * connections kfcgi still holds); after the grace period, SIGKILL.
+ */
 void
 pool_stop(struct pool *p, int sig)
 {
@@ -128,61 +686,57 @@ pool_stop(struct pool *p, int sig)
 
 	if (p->stopping)
 		return;
-	log_info("stop: SIG%s received, stopping %d workers",
-	    sigabbrev_np(sig), p->nall);
+	log_info("stop: %s received, stopping %d workers", signame(sig),
+	    p->ws.nall);
 	p->stopping = 1;
-	if (p->conf->varpool && !p->paused)
-		event_del(&p->ev_accept);
+	p->reloading = p->reload_again = 0;
+	evtimer_del(&p->ev_reload);
 	evtimer_del(&p->ev_release);
 	evtimer_del(&p->ev_respawn);
-	for (w = TAILQ_FIRST(&p->workers); w != NULL; w = next) {
+	evtimer_del(&p->ev_stable);
+	for (w = TAILQ_FIRST(&p->ws.all); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, all);
-		worker_retire(p, w);
+		if (w->state == W_RUNNING || w->state == W_IDLE)
+			pool_retire(p, w);
 	}
-	clock_timer_ms(&p->ev_stop, KFCGI_GRACE_MS);
-	if (p->nall == 0)
-		event_loopexit(NULL);
+	clock_timer_ms(&p->ev_stop, grace_ms(p));
+	if (p->ws.nall == 0)
+		pool_finish(p);
 }
 
-/* Busy workers had the grace period to finish; no more waiting. */
-void
+/* The grace period is over: no more waiting. */
+static void
 pool_stop_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
-	struct worker	*w;
+	struct worker	*w, *next;
 
-	TAILQ_FOREACH(w, &p->workers, all)
-		if (w->state != W_KILLED) {
-			log_warnx("worker %d: still running at the end of "
-			    "the grace period, killing it", (int)w->pid);
-			worker_set(p, w, W_KILLED);
+	for (w = TAILQ_FIRST(&p->ws.all); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, all);
+		if (w->state == W_KILLED)
+			continue;
+		log_warnx("worker %d: still running at the end of the grace "
+		    "period, killing it", (int)w->pid);
+		if (w->conn != -1) {
+			close(w->conn);
+			w->conn = -1;
+			p->lost++;
 		}
+		pool_kill(p, w, 0);
+	}
 }
 
-/*
- * A new set first, then the old one retires: the socket never closes
- * and the new workers are already taking connections.
- */
+/* Every worker is reaped by now. */
 void
-pool_reload(struct pool *p)
+pool_free(struct pool *p)
 {
-	struct worker	*w, *next;
-	int		 i;
-
-	log_info("reload: starting %d new workers, retiring %d",
-	    p->conf->nworkers, p->nlive);
-	p->gen++;
-	p->streak = 0;
-	p->throttled = 0;
 	evtimer_del(&p->ev_respawn);
-	for (i = 0; i < p->conf->nworkers; i++)
-		if (pool_spawn(p) == NULL)
-			break;
-	for (w = TAILQ_FIRST(&p->workers); w != NULL; w = next) {
-		next = TAILQ_NEXT(w, all);
-		if (w->gen != p->gen)
-			worker_retire(p, w);
-	}
-	pool_fill(p);
-	pool_kick(p);
+	evtimer_del(&p->ev_stable);
+	evtimer_del(&p->ev_release);
+	evtimer_del(&p->ev_kill);
+	evtimer_del(&p->ev_timeout);
+	evtimer_del(&p->ev_reload);
+	evtimer_del(&p->ev_stop);
+	workers_free(&p->ws);
+	free(p->spawner.envp);
 }

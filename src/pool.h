@@ -1,3 +1,4 @@
+/* pool.h: the pool of workers and its life over time. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *
@@ -16,131 +17,84 @@
 #ifndef POOL_H
 #define POOL_H
 
-#include <sys/queue.h>
-
 #include <event.h>
-#include <time.h>
+
+#include "kfcgi.h"
+#include "crash.h"
+#include "worker.h"
+
+#define RELOAD_SETTLE_MS	1000	/* a new generation proves itself */
+#define SHORTAGE_MIN_MS		100	/* retry after EAGAIN, ENOMEM, EMFILE */
+#define SHORTAGE_MAX_MS		2000
 
 /*
- * A worker's life.  Every change of state goes through worker_set() in
- * pool.c, which keeps the lists and counters below in step.
- *
- *   NEW       just spawned, not yet placed
- *   RUNNING   fixed pool: accepts on its own; we cannot tell busy from idle
- *   IDLE      variable pool: on the idle list, waiting for a connection
- *   BUSY      variable pool: holds one connection, owes us its cookie
- *   DRAINING  busy, but retires as soon as it returns its connection
- *             (when stopping, it may first serve the one pending one)
- *   EXITING   channel closed and SIGTERM sent; SIGKILL at its deadline
- *   KILLED    SIGKILL sent; only reaping remains
+ * What the pool asks of the hand-off path (-r), which sits above it:
+ * the pool never calls dispatch.c directly, so dependencies run one way.
  */
-enum wstate {
-	W_NEW,
-	W_RUNNING,
-	W_IDLE,
-	W_BUSY,
-	W_DRAINING,
-	W_EXITING,
-	W_KILLED
+struct pool_hooks {
+	void	(*chan_cb)(int, short, void *);	/* a channel is readable */
+	void	(*freed)(void *);		/* a worker is free or new */
+	void	(*rescue)(void *, int);		/* an unread connection */
+	void	 *arg;
 };
-
-struct pool;
-
-struct worker {
-	struct pool		*pool;
-	pid_t			 pid;
-	enum wstate		 state;
-	unsigned int		 gen;		/* SIGHUP generation */
-	int			 chan;		/* -1: none or closed */
-	struct event		 ev;		/* chan readable */
-	uint64_t		 cookie;	/* of the connection held */
-	unsigned char		 reply[8];	/* cookie coming back */
-	size_t			 replylen;
-	struct timespec		 started;
-	struct timespec		 since;		/* idle since / deadline */
-	uint64_t		 served;
-	int			 fault;		/* it ended, not we */
-	TAILQ_ENTRY(worker)	 entry;		/* idle list or kill FIFO */
-	TAILQ_ENTRY(worker)	 all;		/* every unreaped worker */
-	struct worker		*hnext;		/* pid hash chain */
-};
-
-TAILQ_HEAD(workerq, worker);
 
 struct pool {
 	const struct config	*conf;
 	struct spawner		 spawner;
-	int			 listenfd;
-	int			 pending;	/* accepted, not yet handed */
-	int			 paused;	/* accept event removed */
+	struct workers		 ws;
+	struct crash		 crash;
+	struct pool_hooks	 hooks;
+	unsigned int		 gen;		/* current generation */
+	unsigned int		 oldgen;	/* serving while one settles */
+	unsigned int		 lastgen;	/* last number given */
+	struct crash		 oldcrash;	/* the serving one's */
 	int			 stopping;
 	int			 started;	/* first workers are up */
-	unsigned int		 gen;
-	unsigned int		 streak;	/* consecutive early deaths */
-	int			 throttled;	/* respawn timer pending */
-	int			 nlive;		/* RUNNING + IDLE + BUSY */
-	int			 nall;		/* not yet reaped */
-	struct workerq		 idle;		/* head: most recently freed */
-	struct workerq		 exiting;	/* FIFO by kill deadline */
-	struct workerq		 workers;
-	struct worker		**hash;
-	size_t			 hashmask;
-	struct event		 ev_accept;
-	struct event		 ev_release;	/* idle workers over -n */
-	struct event		 ev_kill;	/* head of the exiting FIFO */
-	struct event		 ev_respawn;	/* crash-loop back-off */
+	int			 reloading;	/* new generation settling */
+	int			 reload_again;	/* SIGHUP while settling */
+	int			 shortage;	/* spawn lacked resources */
+	msec_t			 shortage_ms;	/* its retry delay */
+	msec_t			 startup;
+	struct event		 ev_respawn;	/* throttle or shortage over */
 	struct event		 ev_stable;	/* ends a crash streak */
-	struct event		 ev_resume;	/* accept after EMFILE */
+	struct event		 ev_release;	/* idle workers over -n */
+	struct event		 ev_kill;	/* head of the exiting list */
+	struct event		 ev_timeout;	/* head of the busy list (-t) */
+	struct event		 ev_reload;	/* end of the settling */
 	struct event		 ev_stop;	/* end of the stop grace */
-	struct event		 ev_grow;	/* start a worker, next pass */
-	struct timespec		 last_early;	/* last early death */
-	struct timespec		 last_free;	/* last cookie returned */
-	struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
-	uint64_t		 accepted, spawned, crashed, violations;
+	uint64_t		 spawned, recycled, crashed_exit, violations;
+	uint64_t		 timeouts, lost, rescued;
+	uint64_t		 crashed_signal[65];
 };
 
-#define EARLY_DEATH_MS	2000	/* dying sooner counts toward a crash loop */
-#define CLEAN_EXIT_MIN_MS 200	/* exit 0 after this long is recycling */
-
 /* clock.c */
-struct timespec	 clock_now(void);
-long		 clock_ms_between(const struct timespec *,
-		    const struct timespec *);
-struct timespec	 clock_add_ms(struct timespec, long);
-void		 clock_timer_ms(struct event *, long);
+msec_t		 clock_ms(void);
+void		 clock_timer_ms(struct event *, msec_t);
 
-/* worker.c: the state machine and the pid table */
-void		 hash_init(struct pool *, int);
-struct worker	*hash_find(struct pool *, pid_t);
-void		 worker_set(struct pool *, struct worker *, enum wstate);
-void		 worker_retire(struct pool *, struct worker *);
-void		 worker_fault(struct pool *, struct worker *, enum wstate);
-struct worker	*worker_new(struct pool *);
-void		 worker_reaped(struct pool *, struct worker *, int);
-void		 pool_arm_release(struct pool *);
-void		 pool_arm_kill(struct pool *);
+/* policy.c: the pool's decisions over its lists, pure */
+struct worker	*policy_release(const struct workers *, msec_t, msec_t, int,
+		    msec_t *);
+struct worker	*policy_expired(const struct workerq *, msec_t, msec_t,
+		    msec_t *);
+msec_t		 policy_grow_wait(msec_t, msec_t);
+uint64_t	 policy_recycle_at(unsigned int, uint32_t);
 
-/* pool.c: the pool's size over time */
-long		 pool_early_death(struct pool *);
-struct worker	*pool_spawn(struct pool *);
+/* pool.c */
+void		 pool_init(struct pool *, const struct config *, int, int,
+		    const struct pool_hooks *);
+void		 pool_start(struct pool *);
 void		 pool_fill(struct pool *);
+int		 pool_grow(struct pool *, int);
+int		 pool_can_grow(const struct pool *);
+void		 pool_retire(struct pool *, struct worker *);
+void		 pool_kill(struct pool *, struct worker *, int);
+void		 pool_exit(struct pool *, struct worker *, int);
+void		 pool_busy(struct pool *, struct worker *, int);
+void		 pool_freed(struct pool *, struct worker *);
+void		 pool_reap(struct pool *);
 void		 pool_stop(struct pool *, int);
 void		 pool_reload(struct pool *);
-void		 pool_release_cb(int, short, void *);
-void		 pool_kill_cb(int, short, void *);
-void		 pool_respawn_cb(int, short, void *);
-void		 pool_stable_cb(int, short, void *);
-void		 pool_stop_cb(int, short, void *);
-
-/* dispatch.c: the variable pool's accept and hand-off path */
-void		 pool_kick(struct pool *);
-void		 pool_dispatch(struct pool *);
-int		 pool_handoff(struct pool *, struct worker *, int);
-void		 pool_accept_cb(int, short, void *);
-void		 pool_resume_cb(int, short, void *);
-void		 pool_grow_cb(int, short, void *);
-
-/* loop.c */
-void		 pool_run(const struct config *, int, int);
+void		 pool_free(struct pool *);
+int		 pool_live(const struct pool *);
 
 #endif /* !POOL_H */

@@ -111,22 +111,28 @@ priv_check_prog(const char *prog)
 }
 
 /*
- * Each worker of a variable pool costs the manager one descriptor, so
- * make room for -N of them before the limit can bite under load.
+ * Each worker costs the manager descriptors (its channel, the connection
+ * it holds), so make room before the limit can bite under load.  The
+ * limits before and after go to *orig and *raised; returns through them
+ * equal values when nothing had to change.
  */
 void
-priv_raise_nofile(int need)
+priv_raise_nofile(int need, struct rlimit *orig, struct rlimit *raised)
 {
 	struct rlimit	 rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		fatal("limits: getrlimit");
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= (rlim_t)need)
+	*orig = *raised = rl;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)need)
 		return;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)need)
-		fatalx("limits: %d descriptors needed, hard limit is %llu",
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)need) {
+		log_warnx("limits: %d descriptors wanted, hard limit is %llu",
 		    need, (unsigned long long)rl.rlim_max);
-	rl.rlim_cur = need;
+		rl.rlim_cur = rl.rlim_max;
+	} else
+		rl.rlim_cur = need;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 		fatal("limits: setrlimit to %d descriptors", need);
+	*raised = rl;
 }

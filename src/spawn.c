@@ -36,7 +36,7 @@ extern char	**environ;
 static char **
 spawn_environ(int varpool)
 {
-	static char	 chanvar[] = ENV_CHANNEL "=3";
+	static char	 chanvar[sizeof(ENV_CHANNEL) + 12];
 	char		**env;
 	size_t		 n, i, len = strlen(ENV_CHANNEL);
 
@@ -48,8 +48,11 @@ spawn_environ(int varpool)
 		if (strncmp(environ[i], ENV_CHANNEL, len) != 0 ||
 		    environ[i][len] != '=')
 			env[n++] = environ[i];
-	if (varpool)
+	if (varpool) {
+		snprintf(chanvar, sizeof(chanvar), "%s=%d", ENV_CHANNEL,
+		    KFCGI_CHANNEL_FD);
 		env[n++] = chanvar;
+	}
 	env[n] = NULL;
 	return env;
 }
@@ -62,22 +65,30 @@ spawn_init(struct spawner *sp, char *const *argv, int varpool, int fd0,
 	sp->envp = spawn_environ(varpool);
 	sp->fd0 = fd0;
 	sp->outfd = outfd;
+	sp->pgid = 0;
+	sp->nofile_restore = 0;
 }
 
-/* Every signal to its default and nothing blocked: a clean start. */
+/*
+ * Every signal to its default and nothing blocked: a clean start; and
+ * the pool's process group, so that no descendant outlives the pool.
+ */
 static int
-spawn_attr(posix_spawnattr_t *attr)
+spawn_attr(posix_spawnattr_t *attr, pid_t pgid)
 {
 	sigset_t	 all, none;
+	short		 flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
 
 	sigfillset(&all);
 	sigemptyset(&none);
+	if (pgid != 0)
+		flags |= POSIX_SPAWN_SETPGROUP;
 	if (posix_spawnattr_init(attr) != 0)
 		return -1;
 	if (posix_spawnattr_setsigdefault(attr, &all) != 0 ||
 	    posix_spawnattr_setsigmask(attr, &none) != 0 ||
-	    posix_spawnattr_setflags(attr,
-	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) != 0) {
+	    posix_spawnattr_setpgroup(attr, pgid) != 0 ||
+	    posix_spawnattr_setflags(attr, flags) != 0) {
 		posix_spawnattr_destroy(attr);
 		return -1;
 	}
@@ -90,14 +101,16 @@ spawn_attr(posix_spawnattr_t *attr)
  */
 static int
 spawn_actions(posix_spawn_file_actions_t *fa, const struct spawner *sp,
-    int chan)
+    int chan, int out)
 {
+	if (out == -1)
+		out = sp->outfd;
 	if (posix_spawn_file_actions_init(fa) != 0)
 		return -1;
 	if (posix_spawn_file_actions_adddup2(fa, sp->fd0, 0) != 0 ||
-	    (sp->outfd != -1 &&
-	    (posix_spawn_file_actions_adddup2(fa, sp->outfd, 1) != 0 ||
-	    posix_spawn_file_actions_adddup2(fa, sp->outfd, 2) != 0)) ||
+	    (out != -1 &&
+	    (posix_spawn_file_actions_adddup2(fa, out, 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, out, 2) != 0)) ||
 	    (chan != -1 && posix_spawn_file_actions_adddup2(fa, chan,
 	    KFCGI_CHANNEL_FD) != 0)) {
 		posix_spawn_file_actions_destroy(fa);
@@ -113,20 +126,29 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct spawner *sp,
  * Returns the pid, or -1 with errno.
  */
 pid_t
-spawn_worker(const struct spawner *sp, int chan)
+spawn_worker(const struct spawner *sp, int chan, int out)
 {
 	posix_spawn_file_actions_t	 fa;
 	posix_spawnattr_t		 attr;
 	pid_t				 pid;
 	int				 rc;
 
-	if (spawn_actions(&fa, sp, chan) == -1)
+	if (spawn_actions(&fa, sp, chan, out) == -1)
 		return -1;
-	if (spawn_attr(&attr) == -1) {
+	if (spawn_attr(&attr, sp->pgid) == -1) {
 		posix_spawn_file_actions_destroy(&fa);
 		return -1;
 	}
+	/*
+	 * The worker gets the descriptor limit kfcgi was started with, not
+	 * the one raised for the channels: lowered around the spawn (a soft
+	 * limit below descriptors already open is allowed), then raised.
+	 */
+	if (sp->nofile_restore)
+		(void)setrlimit(RLIMIT_NOFILE, &sp->nofile_orig);
 	rc = posix_spawn(&pid, sp->argv[0], &fa, &attr, sp->argv, sp->envp);
+	if (sp->nofile_restore)
+		(void)setrlimit(RLIMIT_NOFILE, &sp->nofile_raised);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {

@@ -1,3 +1,4 @@
+/* worker.c: the worker state machine: allowed transitions, lists, pid table. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *
@@ -13,374 +14,178 @@
  * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
-
-/*
- * Worker records: the state machine, the pid table, spawning a worker
- * and reaping it, and reading what it writes on its channel.
- */
-#include <sys/socket.h>
-#include <sys/wait.h>
-
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "kfcgi.h"
 #include "log.h"
-#include "pool.h"
+#include "worker.h"
 
-static const char *const state_names[] = {
-	"new", "running", "idle", "busy", "draining", "exiting", "killed"
+#define B(s)	(1U << (s))
+
+/* The state machine, written down once. */
+static const unsigned int allowed[W_NSTATES] = {
+	[W_RUNNING]	= B(W_EXITING) | B(W_KILLED) | B(W_DEAD),
+	[W_IDLE]	= B(W_BUSY) | B(W_EXITING) | B(W_KILLED) | B(W_DEAD),
+	[W_BUSY]	= B(W_IDLE) | B(W_DRAINING) | B(W_EXITING) |
+			  B(W_KILLED) | B(W_DEAD),
+	[W_DRAINING]	= B(W_EXITING) | B(W_KILLED) | B(W_DEAD),
+	[W_EXITING]	= B(W_KILLED) | B(W_DEAD),
+	[W_KILLED]	= B(W_DEAD),
+	[W_DEAD]	= 0,
 };
+
+static const char *const names[W_NSTATES] = {
+	"running", "idle", "busy", "draining", "exiting", "killed", "dead"
+};
+
+const char *
+worker_state_name(enum wstate s)
+{
+	return s < W_NSTATES ? names[s] : "?";
+}
+
+int
+worker_can(enum wstate from, enum wstate to)
+{
+	return from < W_NSTATES && to < W_NSTATES &&
+	    (allowed[from] & B(to)) != 0;
+}
 
 /* pid -> worker, so reaping costs O(1) however large the pool. */
 static struct worker **
-hash_slot(struct pool *p, pid_t pid)
+hash_slot(const struct workers *ws, pid_t pid)
 {
-	return &p->hash[(size_t)pid & p->hashmask];
+	return &ws->hash[(size_t)pid & ws->hashmask];
+}
+
+void
+workers_init(struct workers *ws, int most)
+{
+	size_t	 size = 64;
+
+	TAILQ_INIT(&ws->all);
+	TAILQ_INIT(&ws->idle);
+	TAILQ_INIT(&ws->busy);
+	TAILQ_INIT(&ws->exiting);
+	while (size < (size_t)most * 2)
+		size *= 2;
+	if ((ws->hash = calloc(size, sizeof(*ws->hash))) == NULL)
+		fatal("workers: hash table");
+	ws->hashmask = size - 1;
+}
+
+void
+workers_free(struct workers *ws)
+{
+	free(ws->hash);
+	ws->hash = NULL;
 }
 
 struct worker *
-hash_find(struct pool *p, pid_t pid)
+worker_find(const struct workers *ws, pid_t pid)
 {
 	struct worker	*w;
 
-	for (w = *hash_slot(p, pid); w != NULL; w = w->hnext)
+	for (w = *hash_slot(ws, pid); w != NULL; w = w->hnext)
 		if (w->pid == pid)
 			return w;
 	return NULL;
 }
 
 static void
-hash_remove(struct pool *p, struct worker *w)
+hash_remove(struct workers *ws, struct worker *w)
 {
 	struct worker	**wp;
 
-	for (wp = hash_slot(p, w->pid); *wp != NULL; wp = &(*wp)->hnext)
+	for (wp = hash_slot(ws, w->pid); *wp != NULL; wp = &(*wp)->hnext)
 		if (*wp == w) {
 			*wp = w->hnext;
 			return;
 		}
 }
 
-void
-hash_init(struct pool *p, int most)
+static struct workerq *
+state_list(struct workers *ws, enum wstate s)
 {
-	size_t	 size = 64;
-
-	while (size < (size_t)most * 2)
-		size *= 2;
-	if ((p->hash = calloc(size, sizeof(*p->hash))) == NULL)
-		fatal("pool: hash table");
-	p->hashmask = size - 1;
-}
-
-static void
-chan_close(struct worker *w)
-{
-	if (w->chan == -1)
-		return;
-	event_del(&w->ev);
-	close(w->chan);
-	w->chan = -1;
-}
-
-/* Counted workers are the pool's size: they serve the current set. */
-static int
-state_counted(enum wstate s)
-{
-	return s == W_RUNNING || s == W_IDLE || s == W_BUSY;
-}
-
-static void
-worker_leave(struct pool *p, struct worker *w)
-{
-	switch (w->state) {
+	switch (s) {
 	case W_IDLE:
-		TAILQ_REMOVE(&p->idle, w, entry);
-		break;
-	case W_EXITING:
-		TAILQ_REMOVE(&p->exiting, w, entry);
-		break;
-	default:
-		break;
-	}
-	if (state_counted(w->state))
-		p->nlive--;
-}
-
-void
-pool_arm_release(struct pool *p)
-{
-	struct worker	*w;
-	struct timespec	 t = clock_now();
-
-	if (!p->conf->varpool || evtimer_pending(&p->ev_release, NULL) ||
-	    p->nlive <= p->conf->nworkers ||
-	    (w = TAILQ_LAST(&p->idle, workerq)) == NULL)
-		return;
-	clock_timer_ms(&p->ev_release,
-	    p->conf->waittime * 1000L - clock_ms_between(&w->since, &t));
-}
-
-void
-pool_arm_kill(struct pool *p)
-{
-	struct worker	*w;
-	struct timespec	 t = clock_now();
-
-	if (evtimer_pending(&p->ev_kill, NULL) ||
-	    (w = TAILQ_FIRST(&p->exiting)) == NULL)
-		return;
-	clock_timer_ms(&p->ev_kill, clock_ms_between(&t, &w->since));
-}
-
-static void
-worker_enter(struct pool *p, struct worker *w, enum wstate to)
-{
-	w->state = to;
-	if (state_counted(to))
-		p->nlive++;
-	switch (to) {
-	case W_IDLE:
-		w->since = clock_now();
-		TAILQ_INSERT_HEAD(&p->idle, w, entry);
-		pool_arm_release(p);
-		break;
-	case W_EXITING:
-		chan_close(w);
-		kill(w->pid, SIGTERM);
-		w->since = clock_add_ms(clock_now(), KFCGI_GRACE_MS);
-		TAILQ_INSERT_TAIL(&p->exiting, w, entry);
-		pool_arm_kill(p);
-		break;
-	case W_KILLED:
-		chan_close(w);
-		kill(w->pid, SIGKILL);
-		break;
-	default:
-		break;
-	}
-}
-
-/* The one place where a worker changes state. */
-void
-worker_set(struct pool *p, struct worker *w, enum wstate to)
-{
-	if (w->state == to)
-		return;
-	log_debug("worker %d: %s -> %s", (int)w->pid, state_names[w->state],
-	    state_names[to]);
-	worker_leave(p, w);
-	worker_enter(p, w, to);
-}
-
-/*
- * The worker, not we, ended its service: its death will count as one
- * it chose, toward the crash-loop back-off, and be logged as such.
- */
-void
-worker_fault(struct pool *p, struct worker *w, enum wstate to)
-{
-	w->fault = 1;
-	worker_set(p, w, to);
-}
-
-/* Ask a worker to go: at once if idle, after its connection if busy. */
-void
-worker_retire(struct pool *p, struct worker *w)
-{
-	switch (w->state) {
-	case W_RUNNING:
-	case W_IDLE:
-		worker_set(p, w, W_EXITING);
-		break;
+		return &ws->idle;
 	case W_BUSY:
-		worker_set(p, w, W_DRAINING);
-		break;
+		return &ws->busy;
+	case W_DRAINING:
+	case W_EXITING:
+		return &ws->exiting;
 	default:
-		break;
+		return NULL;
 	}
 }
 
-static void
-worker_violation(struct pool *p, struct worker *w, const char *what)
-{
-	p->violations++;
-	log_warnx("worker %d: protocol violation: %s; killing it",
-	    (int)w->pid, what);
-	worker_fault(p, w, W_KILLED);
-}
-
-/*
- * A worker returned its connection.  While stopping, the one connection
- * we had accepted but not handed off still gets served by it.
- */
-static void
-worker_freed(struct pool *p, struct worker *w)
-{
-	if (w->state != W_DRAINING) {
-		worker_set(p, w, W_IDLE);
-		p->last_free = w->since;
-		return;
-	}
-	if (p->stopping && p->pending != -1 &&
-	    pool_handoff(p, w, p->pending) == 0) {
-		p->pending = -1;
-		worker_set(p, w, W_DRAINING);
-		return;
-	}
-	worker_set(p, w, W_EXITING);
-}
-
-static void
-worker_chan_cb(int fd UNUSED, short events UNUSED, void *arg)
-{
-	struct worker	*w = arg;
-	struct pool	*p = w->pool;
-	ssize_t		 n;
-
-	n = fdpass_read_cookie(fd, w->reply, &w->replylen);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return;
-	if (n == 0 && w->state == W_IDLE) {
-		/* Leaving on its own, as a worker recycling itself does. */
-		log_info("worker %d: closed its channel; stopping it",
-		    (int)w->pid);
-		worker_fault(p, w, W_EXITING);
-	} else if (n == 0) {
-		log_warnx("worker %d: closed its channel holding a "
-		    "connection, which goes with it; stopping it",
-		    (int)w->pid);
-		worker_fault(p, w, W_EXITING);
-	} else if (n == -1 && errno == EPROTO)
-		worker_violation(p, w, "wrote more than a cookie");
-	else if (n == -1) {
-		log_warn("worker %d: channel", (int)w->pid);
-		worker_fault(p, w, W_KILLED);
-	} else if (w->state != W_BUSY && w->state != W_DRAINING)
-		worker_violation(p, w, "wrote while holding no connection");
-	else if (memcmp(w->reply, &w->cookie, w->replylen) != 0)
-		/* Checked as it comes: garbage is caught without a wait. */
-		worker_violation(p, w, "wrong cookie");
-	else if (w->replylen < sizeof(w->cookie))
-		return;
-	else {
-		w->replylen = 0;
-		w->served++;
-		worker_freed(p, w);
-	}
-	pool_fill(p);
-	pool_kick(p);
-}
-
-/* Spawn one worker and place it; NULL with errno on failure. */
+/* A new record, in its first state; NULL if out of memory. */
 struct worker *
-worker_new(struct pool *p)
+worker_add(struct workers *ws, pid_t pid, enum wstate s, msec_t now)
 {
-	struct worker	 *w, **slot;
-	int		  sv[2] = { -1, -1 }, saved;
+	struct worker	*w, **slot;
+	struct workerq	*q;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
-	if (p->conf->varpool &&
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-		free(w);
-		return NULL;
-	}
-	w->pid = spawn_worker(&p->spawner, sv[1]);
-	saved = errno;
-	if (sv[1] != -1)
-		close(sv[1]);
-	if (w->pid == -1) {
-		if (sv[0] != -1)
-			close(sv[0]);
-		free(w);
-		errno = saved;
-		return NULL;
-	}
-	w->pool = p;
-	w->gen = p->gen;
-	w->chan = sv[0];
-	w->started = clock_now();
-	if (w->chan != -1) {
-		event_set(&w->ev, w->chan, EV_READ | EV_PERSIST,
-		    worker_chan_cb, w);
-		event_add(&w->ev, NULL);
-	}
-	slot = hash_slot(p, w->pid);
+	w->pid = pid;
+	w->state = s;
+	w->chan = w->conn = -1;
+	w->started = w->since = now;
+	slot = hash_slot(ws, pid);
 	w->hnext = *slot;
 	*slot = w;
-	TAILQ_INSERT_TAIL(&p->workers, w, all);
-	p->nall++;
-	p->spawned++;
-	log_debug("worker %d: started", (int)w->pid);
-	worker_set(p, w, p->conf->varpool ? W_IDLE : W_RUNNING);
+	TAILQ_INSERT_TAIL(&ws->all, w, all);
+	if ((q = state_list(ws, s)) != NULL)
+		TAILQ_INSERT_HEAD(q, w, entry);
+	ws->count[s]++;
+	ws->nall++;
 	return w;
 }
 
-static void
-worker_log_exit(struct worker *w, int status, long lived, const char *plan)
-{
-	const char	*lost = w->state == W_BUSY || w->state == W_DRAINING ?
-			    " holding a connection" : "";
-
-	if (WIFSIGNALED(status))
-		log_warnx("worker %d: killed by signal %d (%s)%s after "
-		    "%ld.%02ld s%s", (int)w->pid, WTERMSIG(status),
-		    strsignal(WTERMSIG(status)), lost, lived / 1000,
-		    lived % 1000 / 10, plan);
-	else
-		log_warnx("worker %d: exited with status %d%s after "
-		    "%ld.%02ld s%s", (int)w->pid, WEXITSTATUS(status), lost,
-		    lived / 1000, lived % 1000 / 10, plan);
-}
-
 /*
- * Does this death count toward a crash loop?  A clean exit after some
- * work is recycling (php-cgi exits after 500 requests, which can take
- * well under EARLY_DEATH_MS on a busy site), not a crash; a clean exit
- * right at start, though, would otherwise be a tight fork loop.
+ * The one place where a worker changes state.  A transition the table
+ * does not allow is a bug in the caller: fatal, not silently ignored.
+ * DEAD takes the record out of every list; the caller frees it.
  */
-static int
-died_early(const struct worker *w, int status, long lived)
+void
+worker_set(struct workers *ws, struct worker *w, enum wstate to, msec_t now)
 {
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-	    (w->served > 0 || lived >= CLEAN_EXIT_MIN_MS))
-		return 0;
-	return lived < EARLY_DEATH_MS;
+	struct workerq	*q;
+
+	if (w->state == to)
+		return;
+	if (!worker_can(w->state, to))
+		fatalx("worker %d: no transition from %s to %s", (int)w->pid,
+		    names[w->state], worker_state_name(to));
+	log_debug("worker %d: %s -> %s", (int)w->pid, names[w->state],
+	    names[to]);
+	if ((q = state_list(ws, w->state)) != NULL)
+		TAILQ_REMOVE(q, w, entry);
+	ws->count[w->state]--;
+	ws->count[to]++;
+	w->since = now;
+	if ((q = state_list(ws, to)) == &ws->idle)
+		TAILQ_INSERT_HEAD(q, w, entry);
+	else if (q != NULL)
+		TAILQ_INSERT_TAIL(q, w, entry);
+	w->state = to;
+	if (to == W_DEAD) {
+		hash_remove(ws, w);
+		TAILQ_REMOVE(&ws->all, w, all);
+		ws->nall--;
+	}
 }
 
-void
-worker_reaped(struct pool *p, struct worker *w, int status)
+/* Workers that serve the current demand: the pool's size. */
+int
+workers_live(const struct workers *ws)
 {
-	struct timespec	 t = clock_now();
-	long		 lived = clock_ms_between(&w->started, &t), delay = 0;
-	int		 expected = !w->fault && (w->state == W_EXITING ||
-			    w->state == W_KILLED);
-	char		 plan[64] = "";
+	return ws->count[W_RUNNING] + ws->count[W_IDLE] + ws->count[W_BUSY];
+}
 
-	worker_leave(p, w);
-	if (!expected) {
-		p->crashed++;
-		if (died_early(w, status, lived))
-			delay = pool_early_death(p);
-		else
-			p->streak = 0;
-		if (!p->stopping && p->nlive < p->conf->nworkers)
-			snprintf(plan, sizeof(plan), delay > 0 ?
-			    ", restarting in %ld.%ld s" : ", restarting",
-			    delay / 1000, delay % 1000 / 100);
-		worker_log_exit(w, status, lived, plan);
-	} else
-		log_debug("worker %d: exited after %ld ms", (int)w->pid,
-		    lived);
-	hash_remove(p, w);
-	TAILQ_REMOVE(&p->workers, w, all);
-	p->nall--;
-	chan_close(w);
-	free(w);
+struct worker *
+worker_oldest_idle(const struct workers *ws)
+{
+	return TAILQ_LAST(&ws->idle, workerq);
 }

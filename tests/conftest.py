@@ -123,6 +123,16 @@ def proc_stat(pid):
     return rest[0], int(rest[1]), int(rest[19])
 
 
+def pgid_of(pid):
+    """Process group of pid, or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("latin-1")
+    except OSError:
+        return None
+    return int(data[data.rfind(")") + 2:].split()[2])
+
+
 def all_pids():
     out = []
     for d in os.listdir("/proc"):
@@ -485,7 +495,8 @@ class Kfcgi:
             cl = cmdline(pid)
             if cl and os.path.basename(cl[0]) == os.path.basename(kf):
                 out.append(pid)
-        return out
+        # The guard is a fork of the daemon: same command line, its child.
+        return [p for p in out if (proc_stat(p) or (0, 0))[1] not in out]
 
     def running(self):
         if self.proc is not None and self.pid == self.proc.pid:
@@ -563,11 +574,21 @@ class Kfcgi:
         return RunResult(rc, _read(out), _read(err), time.monotonic() - t0)
 
     # -- observing
+    def guard(self):
+        """kfcgi's guard: the child leading the workers' process group."""
+        if self.pid is None:
+            return None
+        for p in children(self.pid):
+            if pgid_of(p) == p:
+                return p
+        return None
+
     def workers(self):
-        """Live (non-zombie) direct children of kfcgi, sorted pids."""
+        """Live (non-zombie) direct children of kfcgi, sorted pids: all
+        but the guard, which leads their process group."""
         if self.pid is None:
             return []
-        out = children(self.pid)
+        out = [p for p in children(self.pid) if pgid_of(p) != p]
         for p in out:
             if p not in self.seen:
                 st = proc_stat(p)

@@ -456,7 +456,6 @@ BAD_OPTIONS = [
     ("n-huge", ["-n", "99999999"], True,
      ["99999999", "-n", "large", "range", "worker"]),
     ("n-negative", ["-n", "-3"], True, ["-3", "-n", "small", "range"]),
-    ("N-below-n", ["-n", "4", "-N", "2"], True, ["-n", "max", "worker"]),
     ("N-below-n-r", ["-r", "-n", "4", "-N", "2"], True,
      ["-n", "max", "worker"]),
     ("N-abc", ["-N", "abc"], True, ["abc"]),

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "kfcgi.h"
+#include "crash.h"
 
 static int	 failures, checks;
 

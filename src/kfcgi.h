@@ -61,7 +61,7 @@ struct spawner {
 
 /* spawn.c */
 void	 spawn_init(struct spawner *, char *const *, int, int, int);
-pid_t	 spawn_worker(const struct spawner *, int);
+pid_t	 spawn_worker(const struct spawner *, int, int);
 
 /* sock.c */
 int	 sock_listen(const struct config *);
@@ -79,6 +79,15 @@ void	 priv_raise_nofile(int);
 void	 daemon_start(void);
 void	 daemon_ready(int);
 int	 devnull_open(void);
+
+/* notify.c */
+struct pool;
+void	 notify_open(void);
+void	 notify_send(const char *, ...)
+	    __attribute__((__format__(printf, 1, 2)));
+void	 notify_ready(struct pool *);
+void	 notify_reloading(void);
+void	 notify_stopping(struct pool *);
 
 /* fdpass.c */
 int	 fdpass_send(int, uint64_t, int);

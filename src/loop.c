@@ -38,11 +38,15 @@ pool_signal_cb(int sig, short events UNUSED, void *arg)
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
+		notify_stopping(p);
 		pool_stop(p, sig);
 		break;
 	case SIGHUP:
-		if (!p->stopping)
+		if (!p->stopping) {
+			notify_reloading();
 			pool_reload(p);
+			notify_ready(p);
+		}
 		break;
 	case SIGCHLD:
 		while ((pid = waitpid(WAIT_ANY, &status, WNOHANG)) > 0) {
@@ -148,6 +152,7 @@ pool_run(const struct config *conf, int listenfd, int nullfd)
 	if (conf->varpool)
 		event_add(&p->ev_accept, NULL);
 	daemon_ready(nullfd);
+	notify_ready(p);
 	log_info("start: %d workers of %s%s", p->nlive, conf->argv[0],
 	    conf->varpool ? " (variable pool)" : "");
 	event_dispatch();

@@ -180,6 +180,18 @@ parse(struct config *c, int argc, char *argv[])
 }
 
 /*
+ * The manager holds per worker its output pipe and, with -r, its
+ * channel; during SIGHUP the old set and the new one overlap.
+ */
+static int
+fd_budget(const struct config *c)
+{
+	int	 most = c->varpool ? c->maxworkers : c->nworkers;
+
+	return 2 * most * (c->varpool ? 2 : 1) + FD_RESERVE;
+}
+
+/*
  * Descriptors 0-2 must exist before anything else is opened, or the
  * socket could land on one of them; anything else inherited stays out of
  * the workers' way.
@@ -207,8 +219,7 @@ main(int argc, char *argv[])
 	sanitise_fds();
 	parse(&conf, argc, argv);
 	priv_check_caller(&conf);
-	if (conf.varpool)
-		priv_raise_nofile(conf.maxworkers + FD_RESERVE);
+	priv_raise_nofile(fd_budget(&conf));
 	listenfd = sock_listen(&conf);
 	if (conf.varpool &&
 	    fcntl(listenfd, F_SETFL, fcntl(listenfd, F_GETFL) | O_NONBLOCK)
@@ -216,6 +227,7 @@ main(int argc, char *argv[])
 		fatal("socket: %s: non-blocking", conf.sockpath);
 	nullfd = devnull_open();
 	log_open(1, conf.verbose);
+	notify_open();
 	if (!conf.foreground)
 		daemon_start();
 	priv_jail(conf.jail);

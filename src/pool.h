@@ -21,6 +21,8 @@
 #include <event.h>
 #include <time.h>
 
+#include "output.h"
+
 /*
  * A worker's life.  Every change of state goes through worker_set() in
  * pool.c, which keeps the lists and counters below in step.
@@ -53,6 +55,7 @@ struct worker {
 	unsigned int		 gen;		/* SIGHUP generation */
 	int			 chan;		/* -1: none or closed */
 	struct event		 ev;		/* chan readable */
+	struct output		 out;		/* its stdout and stderr */
 	uint64_t		 cookie;	/* of the connection held */
 	unsigned char		 reply[8];	/* cookie coming back */
 	size_t			 replylen;

@@ -90,14 +90,16 @@ spawn_attr(posix_spawnattr_t *attr)
  */
 static int
 spawn_actions(posix_spawn_file_actions_t *fa, const struct spawner *sp,
-    int chan)
+    int chan, int outfd)
 {
+	if (outfd == -1)
+		outfd = sp->outfd;
 	if (posix_spawn_file_actions_init(fa) != 0)
 		return -1;
 	if (posix_spawn_file_actions_adddup2(fa, sp->fd0, 0) != 0 ||
-	    (sp->outfd != -1 &&
-	    (posix_spawn_file_actions_adddup2(fa, sp->outfd, 1) != 0 ||
-	    posix_spawn_file_actions_adddup2(fa, sp->outfd, 2) != 0)) ||
+	    (outfd != -1 &&
+	    (posix_spawn_file_actions_adddup2(fa, outfd, 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, outfd, 2) != 0)) ||
 	    (chan != -1 && posix_spawn_file_actions_adddup2(fa, chan,
 	    KFCGI_CHANNEL_FD) != 0)) {
 		posix_spawn_file_actions_destroy(fa);
@@ -110,17 +112,18 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct spawner *sp,
  * Start one worker.  glibc's posix_spawn() reports exec failures
  * (missing program, missing loader, no permission) as its return value,
  * so they are seen here rather than as a mysterious exit status.
+ * Its stdout and stderr go to outfd, or if -1 to the spawner's default.
  * Returns the pid, or -1 with errno.
  */
 pid_t
-spawn_worker(const struct spawner *sp, int chan)
+spawn_worker(const struct spawner *sp, int chan, int outfd)
 {
 	posix_spawn_file_actions_t	 fa;
 	posix_spawnattr_t		 attr;
 	pid_t				 pid;
 	int				 rc;
 
-	if (spawn_actions(&fa, sp, chan) == -1)
+	if (spawn_actions(&fa, sp, chan, outfd) == -1)
 		return -1;
 	if (spawn_attr(&attr) == -1) {
 		posix_spawn_file_actions_destroy(&fa);

@@ -291,7 +291,7 @@ worker_new(struct pool *p)
 		free(w);
 		return NULL;
 	}
-	w->pid = spawn_worker(&p->spawner, sv[1]);
+	w->pid = output_spawn(&w->out, &p->spawner, sv[1]);
 	saved = errno;
 	if (sv[1] != -1)
 		close(sv[1]);
@@ -382,5 +382,6 @@ worker_reaped(struct pool *p, struct worker *w, int status)
 	TAILQ_REMOVE(&p->workers, w, all);
 	p->nall--;
 	chan_close(w);
+	output_stop(&w->out);
 	free(w);
 }

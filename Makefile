@@ -29,7 +29,7 @@ PROG	 = kfcgi
 SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/spawn.c src/fdpass.c src/cookie.c src/backoff.c src/clock.c \
 	   src/worker.c src/pool.c src/dispatch.c src/loop.c \
-	   src/output.c src/notify.c
+	   src/output.c src/notify.c src/pidfile.c
 HDRS	 = src/kfcgi.h src/log.h src/pool.h src/output.h
 OBJS	 = $(SRCS:.c=.o)
 

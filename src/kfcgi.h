@@ -44,6 +44,7 @@ struct config {
 	int		 nworkers;	/* -n */
 	int		 maxworkers;	/* -N */
 	const char	*jail;		/* -p */
+	const char	*pidfile;	/* -P, NULL if not given */
 	const char	*sockpath;	/* -s */
 	struct user	 sockuser;	/* -u, name NULL if not given */
 	struct user	 procuser;	/* -U, name NULL if not given */
@@ -79,6 +80,11 @@ void	 priv_raise_nofile(int);
 void	 daemon_start(void);
 void	 daemon_ready(int);
 int	 devnull_open(void);
+
+/* pidfile.c */
+void	 pidfile_open(const char *);
+void	 pidfile_write(void);
+void	 pidfile_remove(void);
 
 /* notify.c */
 struct pool;

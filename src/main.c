@@ -37,9 +37,9 @@ static void __attribute__((__noreturn__))
 usage(void)
 {
 	fprintf(stderr, "usage: kfcgi [-drv] [-l backlog] [-n workers] "
-	    "[-N maxworkers] [-p chroot] [-s sockpath]\n"
-	    "             [-u sockuser] [-U procuser] [-w waittime] "
-	    "prog [arg0 ...]\n");
+	    "[-N maxworkers] [-P pidfile] [-p chroot]\n"
+	    "             [-s sockpath] [-u sockuser] [-U procuser] "
+	    "[-w waittime] prog [arg0 ...]\n");
 	exit(1);
 }
 
@@ -118,7 +118,7 @@ parse(struct config *c, int argc, char *argv[])
 	 * "+": options end at prog, whose own options are its business.
 	 * ":": we word the errors ourselves.
 	 */
-	while ((ch = getopt(argc, argv, "+:drvl:n:N:p:s:u:U:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "+:drvl:n:N:P:p:s:u:U:w:")) != -1) {
 		switch (ch) {
 		case 'd':
 			c->foreground = 1;
@@ -141,6 +141,9 @@ parse(struct config *c, int argc, char *argv[])
 			c->maxworkers = number(ch, optarg, 1,
 			    KFCGI_MAXWORKERS);
 			maxset = 1;
+			break;
+		case 'P':
+			c->pidfile = optarg;
 			break;
 		case 'p':
 			c->jail = optarg;
@@ -167,7 +170,8 @@ parse(struct config *c, int argc, char *argv[])
 	if (optind >= argc)
 		badusage("no program given");
 	c->argv = argv + optind;
-	if (*c->jail == '\0' || *c->sockpath == '\0' || *c->argv[0] == '\0')
+	if (*c->jail == '\0' || *c->sockpath == '\0' || *c->argv[0] == '\0' ||
+	    (c->pidfile != NULL && *c->pidfile == '\0'))
 		badusage("empty path");
 	if (sockuser != NULL)
 		lookup(&c->sockuser, 'u', sockuser);
@@ -219,6 +223,8 @@ main(int argc, char *argv[])
 	sanitise_fds();
 	parse(&conf, argc, argv);
 	priv_check_caller(&conf);
+	if (conf.pidfile != NULL)
+		pidfile_open(conf.pidfile);
 	priv_raise_nofile(fd_budget(&conf));
 	listenfd = sock_listen(&conf);
 	if (conf.varpool &&
@@ -233,6 +239,7 @@ main(int argc, char *argv[])
 	priv_jail(conf.jail);
 	priv_drop(&conf.procuser);
 	priv_check_prog(conf.argv[0]);
+	pidfile_write();
 	pool_run(&conf, listenfd, nullfd);
 	return 0;
 }

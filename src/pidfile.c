@@ -40,7 +40,6 @@
 static int	 pid_fd = -1;
 static int	 pid_dirfd = -1;
 static char	*pid_name;	/* last component of the path */
-static pid_t	 pid_owner;	/* the process that may remove it */
 
 static void
 pidfile_held(const char *path)
@@ -79,9 +78,15 @@ pidfile_open(const char *path)
 	    O_CLOEXEC)) == -1)
 		fatal("pidfile: %s: its directory", path);
 	free(copy);
+	/*
+	 * Only kfcgi itself runs exit handlers: the process waiting for a
+	 * detaching daemon leaves with _exit(), workers are exec'd.
+	 */
+	if (atexit(pidfile_remove) != 0)
+		fatalx("pidfile: %s: cannot arrange removal", path);
 }
 
-/* After start-up, in the process that stays: our pid, and removal at exit. */
+/* After start-up, in the process that stays: our pid. */
 void
 pidfile_write(void)
 {
@@ -90,13 +95,10 @@ pidfile_write(void)
 
 	if (pid_fd == -1)
 		return;
-	pid_owner = getpid();
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)pid_owner);
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (ftruncate(pid_fd, 0) == -1 ||
 	    pwrite(pid_fd, buf, (size_t)len, 0) != len)
 		log_warn("pidfile: %s: write", pid_name);
-	if (atexit(pidfile_remove) != 0)
-		log_warnx("pidfile: %s: cannot arrange removal", pid_name);
 }
 
 /*
@@ -108,7 +110,7 @@ pidfile_remove(void)
 {
 	struct stat	 a, b;
 
-	if (pid_fd == -1 || getpid() != pid_owner)
+	if (pid_fd == -1)
 		return;
 	if (fstat(pid_fd, &a) == 0 &&
 	    fstatat(pid_dirfd, pid_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&

@@ -37,7 +37,7 @@ LIB	 = lib/libkfcgi_worker.a
 LIBSRCS	 = lib/kfcgi_worker.c lib/kfcgi_request.c
 LIBOBJS	 = $(LIBSRCS:.c=.o)
 
-EXAMPLE	 = examples/hello
+EXAMPLE	 = examples/hello examples/hello-static
 TESTBINS = tests/testworker tests/libfcgi-worker tests/unit bench/fcgiload
 
 all: $(PROG) $(LIB) $(EXAMPLE)
@@ -55,8 +55,15 @@ $(LIB): $(LIBOBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIBOBJS)
 
-$(EXAMPLE): examples/hello.c $(LIB)
+examples/hello: examples/hello.c $(LIB)
 	$(CC) $(CFLAGS) $(SANFLAGS) -Ilib -o $@ examples/hello.c $(LIB)
+
+# The example, static so that it runs in a jail with no libraries in it
+# (README, "Use it with nginx"); without sanitizers, as the test worker.
+examples/hello-static: examples/hello.c lib/kfcgi_worker.c \
+    lib/kfcgi_request.c lib/kfcgi_worker.h
+	$(CC) $(CFLAGS) -Ilib -static -o $@ examples/hello.c \
+	    lib/kfcgi_worker.c lib/kfcgi_request.c
 
 # The test worker is static so that it runs inside an empty jail.  Its
 # library objects are built apart, without sanitizers.

@@ -304,3 +304,87 @@ def test_nginx_varpool_server_block(walk, bins):
     status, body = walk.get("/app/x")
     assert status == 200 and body.startswith(HELLO), body
     assert b"(extension mode)" in body, body
+
+
+# ------------------------------------------------------------ systemd units ---
+
+def unit_copies(tmp, name, jail, prog):
+    """examples/kfcgi.{socket,service} as NAME.*, moved to jail and our
+    build; returns their paths."""
+    out = []
+    for ext in ("socket", "service"):
+        with open(os.path.join(ROOT, "examples", "kfcgi." + ext)) as f:
+            text = f.read()
+        text = text.replace("/usr/local/sbin/kfcgi",
+                            os.path.join(ROOT, "kfcgi"))
+        text = text.replace("/var/www", jail).replace("/fcgi-bin/app", prog)
+        text = text.replace("kfcgi.socket", name + ".socket")
+        path = os.path.join(tmp, "%s.%s" % (name, ext))
+        with open(path, "w") as f:
+            f.write(text)
+        out.append(path)
+    return out
+
+
+def test_systemd_units_verify(sockdir, bins):
+    """systemd-analyze finds nothing to say about the unit pair."""
+    sa = shutil.which("systemd-analyze")
+    if sa is None:
+        pytest.skip("systemd-analyze is missing (Debian package systemd)")
+    bins.need("kfcgi")
+    paths = unit_copies(sockdir, "kfcgi", "/var/www", "/fcgi-bin/app")
+    r = subprocess.run([sa, "verify", "--man=no"] + paths, cwd=sockdir,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout + r.stderr == "", r
+    with open(paths[1]) as f:
+        service = f.read()
+    assert re.search(r"^Type=notify$", service, re.M)
+    assert re.search(r"^ExecStart=\S+ -d ", service, re.M)
+
+
+@pytest.mark.needs_root
+@pytest.mark.time_limit(120)
+def test_systemd_real_units(sockdir, jail):
+    """Where systemd is PID 1: the pair started, reloaded and stopped by
+    systemd itself, readiness and status included."""
+    if not os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd is not running as PID 1 (no /run/systemd/system)")
+    import fcgiclient
+    j = jail()
+    os.mkdir(os.path.join(j, "run"))
+    name = "kfcgi-test-%d" % os.getpid()
+    paths = unit_copies(sockdir, name, j, "/testworker")
+    installed = []
+    for p in paths:
+        dst = os.path.join("/run/systemd/system", os.path.basename(p))
+        shutil.copy(p, dst)
+        installed.append(dst)
+
+    def ctl(*args, check=True):
+        return subprocess.run(["systemctl"] + list(args), check=check,
+                              capture_output=True, text=True, timeout=60)
+
+    def show(prop):
+        return ctl("show", "-p", prop, "--value", name + ".service").stdout\
+            .strip()
+    try:
+        ctl("daemon-reload")
+        ctl("start", name + ".socket")
+        ctl("start", name + ".service")     # returns once READY=1 came
+        assert show("ActiveState") == "active"
+        assert show("StatusText").startswith("3 workers"), show("StatusText")
+        main = int(show("MainPID"))
+        sock = os.path.join(j, "run", "httpd.sock")
+        assert fcgiclient.request(sock).status == 200
+        old = set(children(main))
+        ctl("reload", name + ".service")    # SIGHUP
+        assert wait_for(lambda: len(set(children(main)) - old) == 3, 10)
+        assert show("ActiveState") == "active"
+        ctl("stop", name + ".service")
+        assert show("ActiveState") in ("inactive", "failed")
+        assert show("Result") == "success"
+    finally:
+        ctl("stop", name + ".service", name + ".socket", check=False)
+        for p in installed:
+            os.unlink(p)
+        ctl("daemon-reload", check=False)

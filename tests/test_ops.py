@@ -59,7 +59,7 @@ def test_worker_stdout_stderr_are_a_pipe_to_the_manager(kfcgi, args, name):
 
 
 def test_long_line_cut(kfcgi):
-    kfcgi.start()
+    kfcgi.start(wait_workers=3)
     r = kfcgi.request(query="long=5000&say=after-long")
     pid = int(r.kv["pid"])
     assert wait_for(lambda: "after-long" in wlines(kfcgi, pid), 5)
@@ -121,8 +121,8 @@ def test_journal_stream_logs_once_with_levels(kfcgi):
     r = kfcgi.request(query="say=journal-line")
     pid = int(r.kv["pid"])
     assert wait_for(lambda: "<6>worker %d: journal-line" % pid in
-                    kfcgi.log(), 5), kfcgi.log()
-    assert "<6>start: 3 workers" in kfcgi.log()
+                    kfcgi.log() and "<6>start: 3 workers" in kfcgi.log(),
+                    5), kfcgi.log()
     assert "kfcgi: " not in kfcgi.log(), kfcgi.log()
     for w in kfcgi.workers():
         with open("/proc/%d/environ" % w, "rb") as f:
@@ -135,8 +135,9 @@ def test_journal_stream_of_another_file_ignored(kfcgi, sockdir):
     other = os.path.join(sockdir, "other")
     open(other, "w").close()
     st = os.stat(other)
-    kfcgi.start(env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)})
-    assert "kfcgi: start: 3 workers" in kfcgi.log()
+    kfcgi.start(env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)},
+                wait_workers=3)
+    assert wait_for(lambda: "kfcgi: start: 3 workers" in kfcgi.log(), 5)
     assert "<6>" not in kfcgi.log()
     assert kfcgi.stop() == 0
 
@@ -196,7 +197,7 @@ def test_readiness_notifications(kfcgi, sockdir, where, args, name):
 
 
 def test_notify_socket_bad_value_warned(kfcgi):
-    kfcgi.start(env={"NOTIFY_SOCKET": "relative/path"})
+    kfcgi.start(env={"NOTIFY_SOCKET": "relative/path"}, wait_workers=3)
     assert "notify: relative/path: not a socket path or @name" in kfcgi.log()
     assert kfcgi.stop() == 0
 
@@ -226,7 +227,7 @@ def test_pidfile_stale_is_taken_over(kfcgi, sockdir):
     pidfile = os.path.join(sockdir, "kfcgi.pid")
     with open(pidfile, "w") as f:
         f.write("1\n")      # a live pid, but no lock: stale
-    kfcgi.start(args=["-P", pidfile])
+    kfcgi.start(args=["-P", pidfile], wait_workers=3)
     with open(pidfile) as f:
         assert f.read() == "%d\n" % kfcgi.pid
     assert kfcgi.stop() == 0
@@ -250,7 +251,7 @@ def test_pidfile_in_jail_with_procuser(kfcgi_factory, sockdir, jail):
     pidfile = os.path.join(rundir, "kfcgi.pid")
     k = kfcgi_factory()
     k.start(args=["-P", pidfile, "-p", j, "-U", "nobody"],
-            prog="/testworker")
+            prog="/testworker", wait_workers=3)
     with open(pidfile) as f:
         assert f.read() == "%d\n" % k.pid
     assert k.stop() == 0
@@ -258,7 +259,8 @@ def test_pidfile_in_jail_with_procuser(kfcgi_factory, sockdir, jail):
     os.unlink(pidfile)
     shutil.chown(rundir, "nobody")
     k = kfcgi_factory()
-    k.start(args=["-P", pidfile, "-p", j, "-U", "nobody"], prog="/testworker")
+    k.start(args=["-P", pidfile, "-p", j, "-U", "nobody"], prog="/testworker",
+            wait_workers=3)
     assert k.stop() == 0
     assert not os.path.exists(pidfile)
 

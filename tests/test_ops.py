@@ -295,3 +295,30 @@ def test_missing_script_interpreter_named(kfcgi, sockdir):
     assert res.rc == 1
     assert ("kfcgi: program: %s: its interpreter /nonexistent/perl is "
             "missing in the jail" % script) in res.stderr, res
+
+
+# ------------------------------------------------------- syslog in the jail ---
+
+@pytest.mark.needs_root
+@pytest.mark.time_limit(60)
+def test_syslog_after_daemon_restart_in_jail(bins, sockdir):
+    """What the manual says of syslog in the jail: the connection made
+    before the jail carries messages; when the syslog daemon restarts,
+    they are lost unless the jail has a /dev/log, through which the C
+    library reconnects."""
+    if subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("cannot make a mount namespace (unshare -m)")
+    r = subprocess.run(["unshare", "-m", "/usr/bin/python3",
+                        os.path.join(ROOT, "tests", "syslog-jail.py"),
+                        bins.need("kfcgi"), bins.need("testworker"),
+                        sockdir], capture_output=True, text=True, timeout=50)
+    assert r.returncode == 0, r.stderr
+    got = __import__("json").loads(r.stdout)
+
+    def has(msgs, word):
+        return any(re.search(r"kfcgi\[\d+\]: worker \d+: %s$" % word, m)
+                   for m in msgs)
+    assert has(got["before"], "before-restart"), got
+    assert not has(got["after"], "after-restart"), got
+    assert has(got["jail"], "jail-devlog"), got
+    assert not got["outside"], got

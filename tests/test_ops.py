@@ -58,6 +58,18 @@ def test_worker_stdout_stderr_are_a_pipe_to_the_manager(kfcgi, args, name):
     assert kfcgi.stop() == 0
 
 
+def test_detached_worker_output_is_a_pipe_too(kfcgi):
+    """Once kfcgi detaches, worker output still comes to it (for syslog),
+    not /dev/null."""
+    kfcgi.start(foreground=False, wait_workers=3)
+    assert fds(kfcgi.pid)[2] == "/dev/null"
+    kfds = set(fds(kfcgi.pid).values())
+    for w in kfcgi.workers():
+        wf = fds(w)
+        assert wf[1].startswith("pipe:") and wf[1] == wf[2] and wf[1] in kfds
+    kfcgi.stop()
+
+
 def test_long_line_cut(kfcgi):
     kfcgi.start(wait_workers=3)
     r = kfcgi.request(query="long=5000&say=after-long")

@@ -102,12 +102,17 @@ notify_send(const char *fmt, ...)
 static void
 notify_pool(const struct pool *p, const char *what)
 {
-	notify_send("%sSTATUS=%d workers%s, %d unreaped; %llu started, "
-	    "%llu died unexpectedly, %llu connections accepted%s",
-	    what, p->nlive, p->conf->varpool ? " (variable pool)" : "",
-	    p->nall, (unsigned long long)p->spawned,
-	    (unsigned long long)p->crashed, (unsigned long long)p->accepted,
-	    p->conf->varpool ? "" : " (by the workers: not counted)");
+	char	 acc[64] = "";
+
+	/* A fixed pool's workers accept by themselves: nothing to count. */
+	if (p->conf->varpool)
+		snprintf(acc, sizeof(acc), ", %llu connections accepted",
+		    (unsigned long long)p->accepted);
+	notify_send("%sSTATUS=%d workers%s; %llu started, %llu died "
+	    "unexpectedly%s", what, p->nlive,
+	    p->conf->varpool ? " (variable pool)" : "",
+	    (unsigned long long)p->spawned, (unsigned long long)p->crashed,
+	    acc);
 }
 
 static void

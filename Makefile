@@ -29,16 +29,16 @@ PROG	 = kfcgi
 SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/spawn.c src/guard.c src/signame.c src/fdpass.c src/cookie.c \
 	   src/clock.c src/worker.c src/crash.c src/policy.c src/pool.c \
-	   src/dispatch.c src/loop.c
+	   src/dispatch.c src/loop.c src/output.c src/notify.c src/pidfile.c
 HDRS	 = src/kfcgi.h src/log.h src/worker.h src/crash.h src/pool.h \
-	   src/dispatch.h
+	   src/dispatch.h src/output.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a
 LIBSRCS	 = lib/kfcgi_worker.c lib/kfcgi_request.c
 LIBOBJS	 = $(LIBSRCS:.c=.o)
 
-EXAMPLE	 = examples/hello
+EXAMPLE	 = examples/hello examples/hello-static
 TESTBINS = tests/testworker tests/libfcgi-worker tests/unit bench/fcgiload
 
 all: $(PROG) $(LIB) $(EXAMPLE)
@@ -56,8 +56,15 @@ $(LIB): $(LIBOBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIBOBJS)
 
-$(EXAMPLE): examples/hello.c $(LIB)
+examples/hello: examples/hello.c $(LIB)
 	$(CC) $(CFLAGS) $(SANFLAGS) -Ilib -o $@ examples/hello.c $(LIB)
+
+# The example, static so that it runs in a jail with no libraries in it
+# (README, "Use it with nginx"); without sanitizers, as the test worker.
+examples/hello-static: examples/hello.c lib/kfcgi_worker.c \
+    lib/kfcgi_request.c lib/kfcgi_worker.h
+	$(CC) $(CFLAGS) -Ilib -static -o $@ examples/hello.c \
+	    lib/kfcgi_worker.c lib/kfcgi_request.c
 
 # The test worker is static so that it runs inside an empty jail.  Its
 # library objects are built apart, without sanitizers.

@@ -45,6 +45,7 @@ struct config {
 	int		 nworkers;	/* -n */
 	int		 maxworkers;	/* -N */
 	const char	*jail;		/* -p */
+	const char	*pidfile;	/* -P, NULL if not given */
 	const char	*sockpath;	/* -s */
 	struct user	 sockuser;	/* -u, name NULL if not given */
 	struct user	 procuser;	/* -U, name NULL if not given */
@@ -98,6 +99,19 @@ void	 priv_raise_nofile(int, struct rlimit *, struct rlimit *);
 void	 daemon_start(void);
 void	 daemon_ready(int);
 int	 devnull_open(void);
+
+/* pidfile.c */
+void	 pidfile_open(const char *);
+void	 pidfile_write(void);
+void	 pidfile_remove(void);
+
+/* notify.c */
+void	 notify_open(void);
+void	 notify_send(const char *, ...)
+	    __attribute__((__format__(printf, 1, 2)));
+void	 notify_ready(void (*)(char *, size_t, void *), void *);
+void	 notify_reloading(void);
+void	 notify_stopping(void);
 
 /* fdpass.c */
 int	 fdpass_send(int, uint64_t, int);

@@ -15,6 +15,7 @@
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,20 @@ struct loop {
 	struct event	 ev_sig[NHANDLED];
 };
 
+/* One line of figures, for the service manager's STATUS=. */
+static void
+loop_status(char *buf, size_t len, void *arg)
+{
+	const struct loop	*l = arg;
+	const struct pool	*p = &l->pool;
+
+	snprintf(buf, len, "%d workers%s; %llu started, %llu recycled; "
+	    "%llu connections accepted", pool_live(p),
+	    p->conf->varpool ? " (variable pool)" : "",
+	    (unsigned long long)p->spawned, (unsigned long long)p->recycled,
+	    (unsigned long long)l->dispatch.accepted);
+}
+
 static void
 loop_signal_cb(int sig, short events UNUSED, void *arg)
 {
@@ -60,14 +75,19 @@ loop_signal_cb(int sig, short events UNUSED, void *arg)
 		return;
 	switch (handled[i].what) {
 	case SIG_STOP:
+		if (!l->pool.stopping)
+			notify_stopping();
 		if (l->pool.conf->varpool)
 			dispatch_stop(&l->dispatch);
 		pool_stop(&l->pool, sig);
 		break;
 	case SIG_RELOAD:
-		if (!l->pool.stopping)
-			log_info("reload: %s received", signame(sig));
+		if (l->pool.stopping)
+			break;
+		log_info("reload: %s received", signame(sig));
+		notify_reloading();
 		pool_reload(&l->pool);
+		notify_ready(loop_status, l);
 		break;
 	case SIG_REAP:
 		pool_reap(&l->pool);
@@ -179,6 +199,7 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 	if (conf->varpool)
 		dispatch_start(&l->dispatch);
 	daemon_ready(nullfd);
+	notify_ready(loop_status, l);
 	log_info("start: %d workers of %s%s", pool_live(&l->pool),
 	    conf->argv[0], conf->varpool ? " (variable pool)" : "");
 	event_dispatch();

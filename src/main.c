@@ -33,17 +33,18 @@
 #define DEFAULT_WAITTIME	300
 #define DEFAULT_GRACE		5
 #define FD_RESERVE		64	/* manager's own descriptors */
-#define FD_PER_WORKER		2	/* -r: its channel, its connection */
+#define FD_PER_WORKER		1	/* its output pipe */
+#define FD_PER_VARWORKER	3	/* and its channel and connection (-r) */
 
 static void __attribute__((__noreturn__))
 usage(void)
 {
 	fprintf(stderr, "usage: kfcgi [-drv] [-g grace] [-k signal] "
 	    "[-l backlog] [-m maxrequests]\n"
-	    "             [-n workers] [-N maxworkers] [-p chroot] "
-	    "[-s sockpath] [-t timeout]\n"
-	    "             [-u sockuser] [-U procuser] [-w waittime] "
-	    "prog [arg0 ...]\n");
+	    "             [-n workers] [-N maxworkers] [-P pidfile] "
+	    "[-p chroot] [-s sockpath]\n"
+	    "             [-t timeout] [-u sockuser] [-U procuser] "
+	    "[-w waittime] prog [arg0 ...]\n");
 	exit(1);
 }
 
@@ -125,7 +126,7 @@ parse(struct config *c, int argc, char *argv[])
 	 * "+": options end at prog, whose own options are its business.
 	 * ":": we word the errors ourselves.
 	 */
-	while ((ch = getopt(argc, argv, "+:dg:k:l:m:n:N:p:rs:t:u:U:vw:")) != -1) {
+	while ((ch = getopt(argc, argv, "+:dg:k:l:m:n:N:P:p:rs:t:u:U:vw:")) != -1) {
 		switch (ch) {
 		case 'd':
 			c->foreground = 1;
@@ -165,6 +166,9 @@ parse(struct config *c, int argc, char *argv[])
 			maxset = 1;
 			varonly = varonly ? varonly : 'N';
 			break;
+		case 'P':
+			c->pidfile = optarg;
+			break;
 		case 'p':
 			c->jail = optarg;
 			break;
@@ -190,7 +194,8 @@ parse(struct config *c, int argc, char *argv[])
 	if (optind >= argc)
 		badusage("no program given");
 	c->argv = argv + optind;
-	if (*c->jail == '\0' || *c->sockpath == '\0' || *c->argv[0] == '\0')
+	if (*c->jail == '\0' || *c->sockpath == '\0' || *c->argv[0] == '\0' ||
+	    (c->pidfile != NULL && *c->pidfile == '\0'))
 		badusage("empty path");
 	if (sockuser != NULL)
 		lookup(&c->sockuser, 'u', sockuser);
@@ -251,9 +256,12 @@ main(int argc, char *argv[])
 	sanitise_fds();
 	parse(&conf, argc, argv);
 	priv_check_caller(&conf);
+	if (conf.pidfile != NULL)
+		pidfile_open(conf.pidfile);
 	/* Two generations serve at once while a reload settles. */
-	priv_raise_nofile(2 * FD_PER_WORKER * (conf.varpool ?
-	    conf.maxworkers : conf.nworkers) + FD_RESERVE, &orig, &raised);
+	priv_raise_nofile(2 * (conf.varpool ? FD_PER_VARWORKER *
+	    conf.maxworkers : FD_PER_WORKER * conf.nworkers) + FD_RESERVE,
+	    &orig, &raised);
 	listenfd = sock_listen(&conf);
 	if (conf.varpool &&
 	    fcntl(listenfd, F_SETFL, fcntl(listenfd, F_GETFL) | O_NONBLOCK)
@@ -261,11 +269,13 @@ main(int argc, char *argv[])
 		fatal("socket: %s: non-blocking", conf.sockpath);
 	nullfd = devnull_open();
 	log_open(1, conf.verbose);
+	notify_open();
 	if (!conf.foreground)
 		daemon_start();
 	priv_jail(conf.jail);
 	priv_drop(&conf.procuser);
 	priv_check_prog(conf.argv[0]);
+	pidfile_write();
 	loop_run(&conf, listenfd, nullfd, &orig, &raised);
 	return 0;
 }

@@ -245,23 +245,38 @@ spawn_failed(struct pool *p, int err)
 		arm(&p->ev_respawn, now + delay, now);
 }
 
+/*
+ * Spawn with a channel (-r) and an output pipe; our ends in *chan and
+ * *out.  Without a pipe (out of descriptors) the worker starts all the
+ * same, its output lost, and a warning says so.
+ */
 static pid_t
-spawn_one(struct pool *p, int *chan)
+spawn_one(struct pool *p, int *chan, int *out)
 {
-	int	 sv[2] = { -1, -1 }, saved;
+	int	 sv[2] = { -1, -1 }, pp[2] = { -1, -1 }, saved;
 	pid_t	 pid;
 
-	*chan = -1;
+	*chan = *out = -1;
 	if (p->conf->varpool &&
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return -1;
-	pid = spawn_worker(&p->spawner, sv[1], -1);
+	if (output_pipe(pp) == -1)
+		log_warn("spawn: output pipe; this worker's output is lost");
+	pid = spawn_worker(&p->spawner, sv[1], pp[1]);
 	saved = errno;
 	if (sv[1] != -1)
 		close(sv[1]);
-	if (pid == -1 && sv[0] != -1)
-		close(sv[0]);
-	*chan = pid == -1 ? -1 : sv[0];
+	if (pp[1] != -1)
+		close(pp[1]);
+	if (pid == -1) {
+		if (sv[0] != -1)
+			close(sv[0]);
+		if (pp[0] != -1)
+			close(pp[0]);
+	} else {
+		*chan = sv[0];
+		*out = pp[0];
+	}
 	errno = saved;
 	return pid;
 }
@@ -290,7 +305,7 @@ pool_spawn(struct pool *p)
 	struct worker	*w;
 	msec_t		 now = clock_ms();
 	pid_t		 pid;
-	int		 chan;
+	int		 chan, out;
 
 	if (p->stopping || p->shortage)
 		return NULL;
@@ -298,7 +313,7 @@ pool_spawn(struct pool *p)
 		arm(&p->ev_respawn, p->crash.until, now);
 		return NULL;
 	}
-	if ((pid = spawn_one(p, &chan)) == -1) {
+	if ((pid = spawn_one(p, &chan, &out)) == -1) {
 		if (is_shortage(errno))
 			shortage(p, errno);
 		else
@@ -310,6 +325,7 @@ pool_spawn(struct pool *p)
 	if (w == NULL)
 		fatal("worker %d: record", (int)pid);
 	worker_place(p, w, chan);
+	output_start(&w->out, out, pid);
 	p->spawned++;
 	if (p->shortage_ms != 0) {
 		log_info("spawn: %s: resources available again",
@@ -524,6 +540,7 @@ reaped(struct pool *p, struct worker *w, int status)
 		    w->state == W_KILLED);
 
 	chan_close(w);
+	output_stop(&w->out);
 	worker_set(&p->ws, w, W_DEAD, now);
 	if (w->conn != -1)
 		rescue(p, w);

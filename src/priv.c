@@ -16,7 +16,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
@@ -94,6 +96,79 @@ priv_drop(const struct user *u)
 }
 
 /*
+ * The program interpreter named in a native ELF file's PT_INTERP (the
+ * dynamic loader), into buf; 0 if there is none or it cannot be told.
+ */
+static int
+priv_elf_interp(int fd, char *buf, size_t size)
+{
+	Elf64_Ehdr	 eh;
+	Elf64_Phdr	 ph;
+	ssize_t		 n;
+	int		 i;
+
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(ph))
+		return 0;
+	for (i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff +
+		    (Elf64_Off)i * sizeof(ph))) != sizeof(ph))
+			return 0;
+		if (ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_filesz == 0 || ph.p_filesz > size)
+			return 0;
+		n = pread(fd, buf, ph.p_filesz, (off_t)ph.p_offset);
+		if (n != (ssize_t)ph.p_filesz || buf[n - 1] != '\0')
+			return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* The interpreter of a "#!" script, into buf; 0 if there is none. */
+static int
+priv_script_interp(int fd, char *buf, size_t size)
+{
+	ssize_t	 n;
+	size_t	 len;
+
+	if ((n = pread(fd, buf, size - 1, 0)) < 3 || buf[0] != '#' ||
+	    buf[1] != '!')
+		return 0;
+	buf[n] = '\0';
+	len = strspn(buf + 2, " \t");
+	memmove(buf, buf + 2 + len, (size_t)n - 1 - len);
+	buf[strcspn(buf, " \t\n")] = '\0';
+	return buf[0] != '\0';
+}
+
+/*
+ * exec(2) fails with ENOENT when the program's loader or interpreter is
+ * missing, although the program is there: name it.  Programs we may not
+ * read are let be; exec will tell.
+ */
+static void
+priv_check_interp(const char *prog)
+{
+	char	 interp[256];
+	int	 fd, elf = 0, script = 0;
+
+	if ((fd = open(prog, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	if (!(elf = priv_elf_interp(fd, interp, sizeof(interp))))
+		script = priv_script_interp(fd, interp, sizeof(interp));
+	close(fd);
+	if ((elf || script) && access(interp, F_OK) == -1 && errno == ENOENT)
+		fatalx("program: %s: its %s %s is missing in the jail (%s)",
+		    prog, elf ? "loader" : "interpreter", interp, elf ?
+		    "link it statically or copy the loader and libraries" :
+		    "copy it and what it needs into the jail");
+}
+
+/*
  * Catch the common mistakes before detaching, where the operator still
  * sees the message.  Exec failure itself is caught at the first spawn.
  */
@@ -108,6 +183,7 @@ priv_check_prog(const char *prog)
 		fatalx("program: %s: not a regular file", prog);
 	if (access(prog, X_OK) == -1)
 		fatal("program: %s", prog);
+	priv_check_interp(prog);
 }
 
 /*

@@ -23,6 +23,8 @@
 #include <event.h>
 #include <stdint.h>
 
+#include "output.h"
+
 /* Milliseconds of the monotonic clock: the one clock for every decision. */
 typedef int64_t	msec_t;
 
@@ -68,7 +70,7 @@ struct worker {
 	uint64_t		 recycle_at;	/* -m: served count, 0: never */
 	int			 fault;		/* it ended, not we */
 	void			*owner;		/* the pool */
-	void			*out;		/* its output reader, if any */
+	struct output		 out;		/* its stdout and stderr */
 	TAILQ_ENTRY(worker)	 entry;		/* idle, busy or exiting list */
 	TAILQ_ENTRY(worker)	 all;
 	struct worker		*hnext;		/* pid hash chain */

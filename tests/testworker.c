@@ -30,6 +30,11 @@
  *	garbage		answer, send "xyz" instead of the cookie
  *	closechan	answer, close the channel, sleep forever
  *	nocookie	answer, never send the cookie, go on
+ *	say=WORD	write "WORD" and a newline on stderr
+ *	sayout=WORD	write "WORD" and a newline on stdout
+ *	partial=WORD	write "WORD" on stderr, no newline
+ *	long=N		write a line of N 'x' on stderr
+ *	flood=N		write N numbered lines on stderr
  *
  * Options: --ignore-term, --exit-at-start=N, --startlog=PATH,
  * --no-sigterm-grace.  The answer is "key=value" lines.
@@ -116,6 +121,8 @@ static void	msleep(long);
 static void	sleep_forever(void) __attribute__((noreturn));
 static void	sb_line(struct sbuf *, const char *, const struct sbuf *);
 static void	info(struct sbuf *, const struct start *);
+static void	writeall(int, const char *, size_t);
+static int	output(const char *);
 static void	query(const char *, struct query *);
 static void	answer(const struct kfw *, int, const struct kfw_req *,
 		    const struct start *, struct query *);
@@ -370,6 +377,54 @@ info(struct sbuf *b, const struct start *st)
 	sb_add(b, "\n", 1);
 }
 
+static void
+writeall(int fd, const char *p, size_t len)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The words that write on stdout or stderr; -1 if w is not one. */
+static int
+output(const char *w)
+{
+	char	 buf[64];
+	long	 v, i;
+	int	 len;
+
+	if (strncmp(w, "say=", 4) == 0) {
+		writeall(2, w + 4, strlen(w + 4));
+		writeall(2, "\n", 1);
+	} else if (strncmp(w, "sayout=", 7) == 0) {
+		writeall(1, w + 7, strlen(w + 7));
+		writeall(1, "\n", 1);
+	} else if (strncmp(w, "partial=", 8) == 0)
+		writeall(2, w + 8, strlen(w + 8));
+	else if (strncmp(w, "long=", 5) == 0 &&
+	    num(w + 5, 1L << 24, &v) == 0) {
+		for (i = 0; i < v; i++)
+			writeall(2, "x", 1);
+		writeall(2, "\n", 1);
+	} else if (strncmp(w, "flood=", 6) == 0 &&
+	    num(w + 6, LONG_MAX, &v) == 0) {
+		for (i = 0; i < v; i++) {
+			len = snprintf(buf, sizeof(buf), "flood line %ld\n", i);
+			writeall(2, buf, (size_t)len);
+		}
+	} else
+		return -1;
+	return 0;
+}
+
 /*
  * Act on the words of QUERY_STRING in order: sleeping, crashing and
  * hanging happen at once, the rest is noted in *q.  Unknown words are
@@ -391,6 +446,8 @@ query(const char *qs, struct query *q)
 			msleep(v);
 		else if (strcmp(w, "crash") == 0)
 			_exit(3);
+		else if (output(w) == 0)
+			continue;
 		else if (strcmp(w, "hang") == 0)
 			sleep_forever();
 		else if (strcmp(w, "info") == 0)

@@ -44,7 +44,7 @@ struct config {
 	int		 nworkers;	/* -n */
 	int		 maxworkers;	/* -N */
 	const char	*jail;		/* -p */
-	const char	*sockpath;	/* -s */
+	const char	*sockpath;	/* -s: Unix path or TCP address */
 	struct user	 sockuser;	/* -u, name NULL if not given */
 	struct user	 procuser;	/* -U, name NULL if not given */
 	int		 waittime;	/* -w, seconds */
@@ -65,7 +65,9 @@ pid_t	 spawn_worker(const struct spawner *, int);
 
 /* sock.c */
 int	 sock_listen(const struct config *);
-int	 sock_path_fits(const char *);
+int	 sock_open(const char *, int, const struct user *);
+const char *sock_spec_check(const char *);
+int	 sock_is_tcp(const char *);
 
 /* priv.c */
 int	 priv_lookup(struct user *, const char *);

@@ -549,7 +549,7 @@ class Kfcgi:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(1.0)
         try:
-            s.connect(self.sock)
+            s.connect(addr)
             return True
         except OSError:
             return False

@@ -138,6 +138,22 @@ def test_tcp_serves(kfcgi, family, pool):
     assert kfcgi.stop() == 0
 
 
+def test_tcp_host_name(kfcgi):
+    """A name is resolved at start-up; kfcgi listens on its first address
+    (localhost: ::1 or 127.0.0.1, as the resolver orders them)."""
+    port = free_port()
+    kfcgi.start(["-s", "localhost:%d" % port], probe="listen")
+    kfcgi.wait_workers(3)
+    served = []
+    for host in ("127.0.0.1", "::1"):
+        try:
+            r = request((host, port), query="info")
+            served.append(int(r.kv["ppid"]))
+        except FcgiError:
+            pass
+    assert served == [kfcgi.pid], served
+
+
 @needs_root
 @pytest.mark.time_limit(60)
 def test_tcp_all_addresses_in_netns(bins, sockdir):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (ROOT, TAG_VAR, alive, fds, kill_quiet, sock_address,
+from conftest import (ROOT, SANITIZER_MARKS, TAG_VAR, alive, fds, kill_quiet, sock_address,
                       user, wait_for)
 from fcgiclient import FcgiError, request
 
@@ -273,11 +273,13 @@ def test_in_use_refused_after_about_a_second(kfcgi_factory):
 RACER = r"""
 import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
-a, b = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2])
-end = time.monotonic() + float(sys.argv[3])
+names = [os.fsencode(n) for n in sys.argv[2:]]
+pairs = list(zip(names[::2], names[1::2]))
+end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
     for _ in range(500):
-        libc.renameat2(-100, a, -100, b, 2)     # AT_FDCWD, RENAME_EXCHANGE
+        for a, b in pairs:      # AT_FDCWD, RENAME_EXCHANGE
+            libc.renameat2(-100, a, -100, b, 2)
 """
 
 
@@ -301,7 +303,9 @@ def socket_dir(sockdir, shared):
 def test_u_chown_not_redirected(kfcgi_factory, sockdir, shared):
     """nobody swaps the socket's directory for a symlink to a directory
     holding root's file of the same name, as fast as it can, while kfcgi
-    -u nobody starts again and again: root's file keeps its owner."""
+    -u nobody starts again and again: root's file keeps its owner.  Where
+    nobody may write the socket's directory, it also swaps the socket's
+    name with a hard link to root's file (made when it could be)."""
     pub, run = socket_dir(sockdir, shared)
     victim_dir = os.path.join(sockdir, "victim")
     os.mkdir(victim_dir)
@@ -317,26 +321,47 @@ def test_u_chown_not_redirected(kfcgi_factory, sockdir, shared):
     def as_nobody():
         os.setgid(nobody[1])
         os.setuid(nobody[0])
-    racer = subprocess.Popen([sys.executable, "-c", RACER, run, link, "60"],
+    swaps = [run, link]
+    evil = os.path.join(run, "evil")
+    if shared:
+        swaps += [os.path.join(run, "app.sock"), evil]
+    runfd = os.open(run, os.O_RDONLY | os.O_DIRECTORY)
+    racer = subprocess.Popen([sys.executable, "-c", RACER, "60"] + swaps,
                              preexec_fn=as_nobody)
     try:
         time.sleep(0.2)
         spec = os.path.join(run, "app.sock")
+        k = kfcgi_factory()
+        argv = k._argv(["-u", "nobody", "-s", spec], "/nonexistent", (),
+                       spec, True)
+        env = k._env(argv, None)
         end, made = time.monotonic() + 4, 0
-        for i in range(150):
+        for i in range(1000):
             if time.monotonic() > end:
                 break
-            k = kfcgi_factory()
-            r = k.run(["-u", "nobody", "-s", spec], prog="/nonexistent",
-                      timeout=10)
-            assert r.rc == 1, r
-            made += "kfcgi: program: /nonexistent" in r.stderr
+            if shared:
+                # A fresh hard link each time (kfcgi may remove it as
+                # stale), made through the real directory, not its path.
+                for name in ("app.sock", "evil"):
+                    try:
+                        os.unlink(name, dir_fd=runfd)
+                    except FileNotFoundError:
+                        pass
+                os.link(victim, "evil", dst_dir_fd=runfd)
+            r = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=10)
+            err = r.stderr.decode("utf-8", "replace")
+            assert r.returncode == 1, err
+            assert not any(m in err for m in SANITIZER_MARKS), err
+            made += "kfcgi: program: /nonexistent" in err
             st = os.stat(victim)
             assert (st.st_uid, st.st_gid) == (0, 0), \
                 "run %d: root's file was given to nobody" % i
     finally:
         racer.kill()
         racer.wait()
+        os.close(runfd)
     # The socket was made (and owned) in some of the runs, not refused.
     assert made >= 3, "only %d of %d runs got past the socket" % (made, i)
     st = os.stat(victim)

@@ -391,12 +391,12 @@ def test_u_owner_and_mode(kfcgi_factory, sockdir, shared):
 # ---------------------------------------------------- socket activation ---
 
 def start_activated(k, bins, lsock, args, foreground=True, pid_env=None,
-                    nfds="1"):
+                    nfds="1", prog=None):
     """Start kfcgi as systemd would: the listening socket as descriptor 3,
     LISTEN_PID its pid (the shell's, kept by exec), LISTEN_FDS=1."""
     fd = lsock.fileno() if isinstance(lsock, socket.socket) else lsock
     argv = [bins.need("kfcgi")] + (["-d"] if foreground else []) + \
-        ["-p", "/"] + list(args) + ["--", bins.need("testworker")]
+        ["-p", "/"] + list(args) + ["--", prog or bins.need("testworker")]
     move = "" if fd == 3 else "exec 3<&%d %d<&-; " % (fd, fd)
     script = move + "export LISTEN_PID=%s LISTEN_FDS=%s " \
         "LISTEN_FDNAMES=fcgi; exec \"$@\"" % (pid_env or "$$", nfds)
@@ -473,6 +473,26 @@ def test_activation_tcp(kfcgi, bins, pool):
     lsock.close()
 
 
+def test_activation_nonblocking_socket(kfcgi, bins):
+    """A socket passed in non-blocking mode is made blocking for classic
+    workers, as one kfcgi makes itself would be (libfcgi needs it)."""
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.setblocking(False)
+    port = lsock.getsockname()[1]
+    start_activated(kfcgi, bins, lsock, ["-n", "2"],
+                    prog=bins.need("libfcgi_worker"))
+    kfcgi.sock = "127.0.0.1:%d" % port
+    kfcgi._wait_ready(15, "connect")
+    ws = kfcgi.wait_workers(2)
+    for i in range(5):
+        r = kfcgi.request(query="n=%d" % i, timeout=5)
+        assert r.status == 200 and b"libfcgi pid=" in r.body, r
+    assert kfcgi.workers() == ws
+    lsock.close()
+
+
 def test_activation_daemon_mode(kfcgi, bins, sockdir):
     """Without -d kfcgi forks; LISTEN_PID is the pid it was started as."""
     path = os.path.join(sockdir, "act.sock")
@@ -531,3 +551,37 @@ def test_activation_bad(kfcgi, bins, sockdir, what, words):
     assert rc == 1, log
     assert "kfcgi: socket activation: " + words in log, log
     assert not os.path.exists(own)
+
+
+# ------------------------------------------- other workers over TCP ---
+
+def test_libfcgi_and_php_over_tcp(kfcgi_factory, bins, sockdir):
+    """Workers no one here wrote accept on a TCP descriptor 0 as well:
+    Debian's libfcgi and php-cgi, in the fixed pool."""
+    port = free_port()
+    k = kfcgi_factory().start(["-s", "127.0.0.1:%d" % port, "-n", "2"],
+                              prog=bins.need("libfcgi_worker"))
+    ws = k.wait_workers(2)
+    for i in range(5):
+        r = request(("127.0.0.1", port), query="n=%d" % i)
+        assert r.status == 200 and b"libfcgi pid=" in r.body, r
+        assert int(r.body.split(b"=")[1]) in ws, (r, ws)
+    assert k.stop() == 0
+    php = "/usr/bin/php-cgi"
+    if not os.access(php, os.X_OK):
+        pytest.skip("%s is missing (Debian package php-cgi)" % php)
+    script = os.path.join(sockdir, "t.php")
+    with open(script, "w") as f:
+        f.write('<?php echo "php over tcp ", $_GET["n"] ?? "-", "\\n";\n')
+    port = free_port()
+    k = kfcgi_factory().start(["-s", "127.0.0.1:%d" % port, "-n", "2"],
+                              prog=php, env={"PHP_FCGI_CHILDREN": "0"})
+    k.wait_workers(2)
+    params = {"SCRIPT_FILENAME": script, "SCRIPT_NAME": "/t.php",
+              "REDIRECT_STATUS": "200"}
+    for i in range(5):
+        r = request(("127.0.0.1", port), params=params, query="n=%d" % i,
+                    timeout=20)
+        assert r.status == 200, r
+        assert r.body == b"php over tcp %d\n" % i, r
+    assert k.stop() == 0

@@ -335,7 +335,9 @@ tcp_open(const char *spec, const struct sockspec *ss, int backlog)
  *
  * Without -u there is no ownership change and the socket is bound at
  * its path directly.  A stale socket is removed by name, after checking
- * that the name still refers to what was probed.
+ * that the name still refers to what was probed; removing a name never
+ * changes the file it named, so a racer there can at worst have us
+ * remove an entry it could have removed itself.
  */
 struct unixsock {
 	const char	*path;		/* as given */

@@ -46,7 +46,7 @@ struct config {
 	int		 maxworkers;	/* -N */
 	const char	*jail;		/* -p */
 	const char	*pidfile;	/* -P, NULL if not given */
-	const char	*sockpath;	/* -s */
+	const char	*sockpath;	/* -s: Unix path or TCP address */
 	struct user	 sockuser;	/* -u, name NULL if not given */
 	struct user	 procuser;	/* -U, name NULL if not given */
 	int		 waittime;	/* -w, seconds */
@@ -85,7 +85,9 @@ const char *signame(int);
 
 /* sock.c */
 int	 sock_listen(const struct config *);
-int	 sock_path_fits(const char *);
+int	 sock_open(const char *, int, const struct user *);
+const char *sock_spec_check(const char *);
+int	 sock_is_tcp(const char *);
 
 /* priv.c */
 int	 priv_lookup(struct user *, const char *);

@@ -90,7 +90,8 @@ lookup(struct user *u, int opt, const char *name)
 static void
 derive(struct config *c, int nset, int maxset, int backset)
 {
-	long	 lo = c->varpool ? 0 : 1;
+	long		 lo = c->varpool ? 0 : 1;
+	const char	*why;
 
 	if (!nset)
 		c->nworkers = DEFAULT_WORKERS;
@@ -105,8 +106,11 @@ derive(struct config *c, int nset, int maxset, int backset)
 		badusage("-N: %d: below -n %d", c->maxworkers, c->nworkers);
 	if (!backset)
 		c->backlog = 2 * (c->varpool ? c->maxworkers : c->nworkers);
-	if (!sock_path_fits(c->sockpath))
-		badusage("-s: %s: longer than a socket path may be", c->sockpath);
+	if ((why = sock_spec_check(c->sockpath)) != NULL)
+		badusage("-s: %s: %s", c->sockpath, why);
+	if (c->sockuser.name != NULL && sock_is_tcp(c->sockpath))
+		badusage("-u: %s: only for a Unix socket, %s is TCP",
+		    c->sockuser.name, c->sockpath);
 }
 
 static void

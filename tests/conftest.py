@@ -278,6 +278,34 @@ def listen_queue(path):
                 off += (mlen + 3) & ~3
 
 
+def sock_address(spec):
+    """A -s value as a client connects to it: the Unix path, or a (host,
+    port) tuple for HOST:PORT and [IPV6]:PORT."""
+    spec = str(spec)
+    if spec.startswith("unix:"):
+        return spec[5:]
+    if ":" not in spec:
+        return spec
+    host, _, port = spec.rpartition(":")
+    return (host.strip("[]"), int(port))
+
+
+def tcp_listening(port):
+    """Whether a TCP socket listens on port (/proc/net/tcp and tcp6)."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A" and \
+                            int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
 def proc_status(pid):
     d = {}
     try:
@@ -506,6 +534,9 @@ class Kfcgi:
     def listening(self):
         """Whether a socket at self.sock is listening (/proc/net/unix),
         without connecting to it."""
+        addr = sock_address(self.sock)
+        if isinstance(addr, tuple):
+            return tcp_listening(addr[1])
         try:
             with open("/proc/net/unix") as f:
                 next(f)
@@ -519,10 +550,17 @@ class Kfcgi:
         return False
 
     def connectable(self):
+        addr = sock_address(self.sock)
+        if isinstance(addr, tuple):
+            try:
+                socket.create_connection(addr, 1.0).close()
+                return True
+            except OSError:
+                return False
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(1.0)
         try:
-            s.connect(self.sock)
+            s.connect(addr)
             return True
         except OSError:
             return False
@@ -648,7 +686,7 @@ class Kfcgi:
         return "".join(_read(p) for p in [self.logpath] + self.extra_logs)
 
     def request(self, **kw):
-        return fcgiclient.request(self.sock, **kw)
+        return fcgiclient.request(sock_address(self.sock), **kw)
 
     # -- clean-up
     def _ours(self):

@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -153,13 +154,27 @@ class Nginx:
 
     def __init__(self, prefix, sock):
         self.prefix = prefix
-        self.sock = sock
+        self.sock = sock        # Unix path, HOST:PORT, or a list of those
         self.proc = None
         self.port = None
         self.errlog = os.path.join(prefix, "error.log")
 
+    def upstream(self):
+        """The fastcgi_pass target, and an upstream block for a list (with
+        max_fails=0: every server is tried in turn, a failed one passes
+        the request on to the next)."""
+        def name(sock):
+            return sock if ":" in sock and not sock.startswith("/") \
+                else "unix:" + sock
+        if isinstance(self.sock, str):
+            return name(self.sock), ""
+        servers = "".join("        server %s max_fails=0;\n" % name(x)
+                          for x in self.sock)
+        return "kfcgi", "    upstream kfcgi {\n%s    }\n" % servers
+
     def config(self):
         p = self.prefix
+        target, upstream = self.upstream()
         temps = "\n".join("    %s_temp_path %s/tmp-%s;" % (m, p, m) for m in
                           ("client_body", "proxy", "fastcgi", "uwsgi",
                            "scgi"))
@@ -172,17 +187,18 @@ events { worker_connections 128; }
 http {
     access_log %(p)s/access.log;
 %(temps)s
-    server {
+%(upstream)s    server {
         listen 127.0.0.1:%(port)d;
         location / {
             include %(params)s;
-            fastcgi_pass unix:%(sock)s;
+            fastcgi_pass %(target)s;
         }
     }
 }
 """ % {"user": "user root;" if os.geteuid() == 0 else "",
        "p": p, "temps": temps, "port": self.port,
-       "params": FASTCGI_PARAMS, "sock": self.sock}
+       "params": FASTCGI_PARAMS, "target": target,
+       "upstream": upstream}
 
     def start(self, timeout=15.0):
         need_file(NGINX, "nginx-light")
@@ -266,12 +282,16 @@ def nginx(sockdir):
 
 
 @pytest.mark.time_limit(120)
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
 @pytest.mark.parametrize("args,mode", [
     ([], b"classic"),
     (["-r", "-n", "1", "-N", "4", "-w", "1"], b"extension"),
 ], ids=["fixed", "variable"])
-def test_nginx_hello(kfcgi, bins, nginx, args, mode):
-    """nginx -> fastcgi_pass unix:SOCK -> kfcgi -> examples/hello."""
+def test_nginx_hello(kfcgi, bins, nginx, args, mode, transport):
+    """nginx -> fastcgi_pass unix:SOCK or 127.0.0.1:PORT -> kfcgi ->
+    examples/hello."""
+    if transport == "tcp":
+        args = args + ["-s", "127.0.0.1:%d" % free_port()]
     kfcgi.start(args=args, prog=bins.need("hello"))
     web = nginx(kfcgi.sock)
     for i in range(10):
@@ -290,6 +310,92 @@ def test_nginx_hello(kfcgi, bins, nginx, args, mode):
             b"REQUEST_URI /par/%d" % i in body, body
     assert kfcgi.running()
     assert kfcgi.stop() == 0
+
+
+class WebLoad:
+    """Threads sending GETs through nginx back to back; records the kfcgi
+    (the test worker's ppid) that answered each, and every failure."""
+
+    def __init__(self, web, threads=4, query="sleep=20", max_seconds=60):
+        self.web, self.query = web, query
+        self.end = time.monotonic() + max_seconds
+        self.lock = threading.Lock()
+        self.answers = []       # (monotonic time, ppid)
+        self.failures = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.loop, args=(i,))
+                        for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def loop(self, i):
+        n = 0
+        while not self.stopping.is_set() and time.monotonic() < self.end:
+            n += 1
+            try:
+                status, body = self.web.get("/lb/%d/%d?%s" %
+                                            (i, n, self.query), timeout=10)
+                m = re.search(rb"^ppid=(\d+)$", body, re.M)
+                if status != 200 or not m:
+                    raise AssertionError("status %s: %r" % (status,
+                                                            body[:200]))
+                with self.lock:
+                    self.answers.append((time.monotonic(), int(m.group(1))))
+            except Exception as e:      # noqa: BLE001 -- every failure counts
+                with self.lock:
+                    self.failures.append("%.3f %r" % (time.monotonic(), e))
+
+    def since(self, t):
+        with self.lock:
+            return [p for (when, p) in self.answers if when >= t]
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(20)
+
+
+@pytest.mark.time_limit(120)
+@pytest.mark.parametrize("args", [[], ["-r", "-n", "2", "-N", "4"]],
+                         ids=["fixed", "variable"])
+def test_nginx_upstream_failover(kfcgi_factory, nginx, args):
+    """Two kfcgi on TCP ports behind one nginx upstream.  One is stopped
+    with SIGTERM, then started again; then every worker of the other is
+    SIGKILLed: nginx passes each failed attempt on, and no request fails."""
+    ports = [free_port()]
+    while len(ports) < 2:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    specs = ["127.0.0.1:%d" % p for p in ports]
+    a = kfcgi_factory().start(["-s", specs[0], "-n", "2"] + args)
+    b = kfcgi_factory().start(["-s", specs[1], "-n", "2"] + args)
+    web = nginx(specs)
+    load = WebLoad(web)
+    try:
+        assert wait_for(lambda: {a.pid, b.pid} <= set(load.since(0)), 10), \
+            (load.failures, web.log())
+        t_stop = time.monotonic()
+        assert a.stop() == 0
+        time.sleep(0.5)
+        assert set(load.since(t_stop + 0.1)) == {b.pid}
+        a2 = kfcgi_factory().start(["-s", specs[0], "-n", "2"] + args)
+        t_back = time.monotonic()
+        assert wait_for(lambda: a2.pid in load.since(t_back), 10), \
+            (load.failures, web.log())
+        victims = b.workers()
+        assert victims
+        for w in victims:
+            kill_quiet(w)
+        t_kill = time.monotonic()
+        time.sleep(0.5)
+        assert wait_for(lambda: b.pid in load.since(t_kill + 0.3), 10), \
+            (load.failures, b.log()[-2000:])
+    finally:
+        load.stop()
+    assert not load.failures, (load.failures[:10], web.log())
+    assert len(load.answers) > 50, len(load.answers)
+    assert not set(victims) & set(b.workers())
 
 
 # ----------------------------------------------------------------- demo ---

@@ -14,19 +14,25 @@
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
 /*
- * Unit tests for the daemon's pure pieces: crash-loop back-off and the
- * cookie channel (over a real socketpair).
+ * Unit tests for the daemon's pure pieces, without processes and with
+ * the clock passed in: the worker state machine, the crash-loop policy,
+ * release, time-outs, growth and recycling decisions, signal names, and
+ * the cookie channel (over a real socketpair).
  */
 #include <sys/socket.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "kfcgi.h"
 #include "crash.h"
+#include "pool.h"
+#include "worker.h"
 
 static int	 failures, checks;
 
@@ -58,6 +64,233 @@ test_backoff(void)
 	}
 	CHECK(backoff_delay_ms(100) == 30000);
 	CHECK(backoff_delay_ms(~0U) == 30000);
+}
+
+/* Only the transitions in the table; DEAD is final. */
+static void
+test_transitions(void)
+{
+	CHECK(worker_can(W_IDLE, W_BUSY));
+	CHECK(worker_can(W_BUSY, W_IDLE));
+	CHECK(worker_can(W_BUSY, W_DRAINING));
+	CHECK(worker_can(W_RUNNING, W_EXITING));
+	CHECK(!worker_can(W_RUNNING, W_IDLE));
+	CHECK(!worker_can(W_RUNNING, W_BUSY));
+	CHECK(!worker_can(W_DRAINING, W_IDLE));
+	CHECK(!worker_can(W_DRAINING, W_BUSY));
+	CHECK(!worker_can(W_EXITING, W_IDLE));
+	CHECK(!worker_can(W_KILLED, W_EXITING));
+	CHECK(!worker_can(W_DEAD, W_IDLE));
+	CHECK(worker_can(W_KILLED, W_DEAD));
+}
+
+/* The lists and counts follow every change of state. */
+static void
+test_worker_lists(void)
+{
+	struct workers	 ws;
+	struct worker	*a, *b, *c;
+
+	memset(&ws, 0, sizeof(ws));
+	workers_init(&ws, 4);
+	a = worker_add(&ws, 101, W_IDLE, 1000);
+	b = worker_add(&ws, 102, W_IDLE, 2000);
+	c = worker_add(&ws, 103, W_IDLE, 3000);
+	CHECK(workers_live(&ws) == 3 && ws.nall == 3);
+	CHECK(TAILQ_FIRST(&ws.idle) == c);	/* handed out first */
+	CHECK(worker_oldest_idle(&ws) == a);	/* released first */
+	CHECK(worker_find(&ws, 102) == b && worker_find(&ws, 104) == NULL);
+	worker_set(&ws, c, W_BUSY, 3500);
+	CHECK(TAILQ_FIRST(&ws.idle) == b && TAILQ_FIRST(&ws.busy) == c);
+	CHECK(ws.count[W_IDLE] == 2 && ws.count[W_BUSY] == 1);
+	worker_set(&ws, c, W_DRAINING, 3600);
+	CHECK(TAILQ_EMPTY(&ws.busy) && TAILQ_FIRST(&ws.exiting) == c);
+	CHECK(workers_live(&ws) == 2);
+	worker_set(&ws, c, W_EXITING, 3700);
+	worker_set(&ws, c, W_DEAD, 3800);
+	CHECK(TAILQ_EMPTY(&ws.exiting) && ws.nall == 2);
+	CHECK(worker_find(&ws, 103) == NULL);
+	free(c);
+	worker_set(&ws, a, W_IDLE, 4000);	/* no change, no move */
+	CHECK(worker_oldest_idle(&ws) == a && a->since == 1000);
+	worker_set(&ws, b, W_DEAD, 4000);
+	worker_set(&ws, a, W_DEAD, 4000);
+	free(a);
+	free(b);
+	workers_free(&ws);
+}
+
+/* Release the oldest idle worker, never a busy one, never below -n. */
+static void
+test_release(void)
+{
+	struct workers	 ws;
+	struct worker	*old, *mid, *busy, *w;
+	msec_t		 next;
+
+	memset(&ws, 0, sizeof(ws));
+	workers_init(&ws, 4);
+	busy = worker_add(&ws, 201, W_IDLE, 0);
+	old = worker_add(&ws, 202, W_IDLE, 1000);
+	mid = worker_add(&ws, 203, W_IDLE, 2000);
+	worker_set(&ws, busy, W_BUSY, 500);
+	CHECK(policy_release(&ws, 5000, 10000, 1, &next) == NULL);
+	CHECK(next == 11000);		/* the oldest idle's due time */
+	w = policy_release(&ws, 11000, 10000, 1, &next);
+	CHECK(w == old);
+	worker_set(&ws, old, W_EXITING, 11000);
+	CHECK(policy_release(&ws, 11000, 10000, 1, &next) == NULL);
+	CHECK(next == 12000);
+	CHECK(policy_release(&ws, 12000, 10000, 1, &next) == mid);
+	/* At the floor: nothing to release, nothing to wait for. */
+	CHECK(policy_release(&ws, 99000, 10000, 3, &next) == NULL);
+	CHECK(next == -1);
+	CHECK(policy_release(&ws, 2000, 0, 1, &next) == mid);
+	worker_set(&ws, mid, W_DEAD, 0);
+	worker_set(&ws, old, W_DEAD, 0);
+	worker_set(&ws, busy, W_DEAD, 0);
+	free(mid);
+	free(old);
+	free(busy);
+	workers_free(&ws);
+}
+
+/* Deadlines over a list ordered by time in state: grace, time-out. */
+static void
+test_expired(void)
+{
+	struct workers	 ws;
+	struct worker	*a, *b;
+	msec_t		 next;
+
+	memset(&ws, 0, sizeof(ws));
+	workers_init(&ws, 4);
+	a = worker_add(&ws, 301, W_RUNNING, 0);
+	b = worker_add(&ws, 302, W_RUNNING, 0);
+	CHECK(policy_expired(&ws.exiting, 0, 5000, &next) == NULL &&
+	    next == -1);
+	worker_set(&ws, a, W_EXITING, 1000);
+	worker_set(&ws, b, W_EXITING, 3000);
+	CHECK(policy_expired(&ws.exiting, 5999, 5000, &next) == NULL);
+	CHECK(next == 6000);
+	CHECK(policy_expired(&ws.exiting, 6000, 5000, &next) == a);
+	worker_set(&ws, a, W_KILLED, 6000);
+	CHECK(policy_expired(&ws.exiting, 6000, 5000, &next) == NULL);
+	CHECK(next == 8000);
+	worker_set(&ws, a, W_DEAD, 0);
+	worker_set(&ws, b, W_DEAD, 0);
+	free(a);
+	free(b);
+	workers_free(&ws);
+}
+
+static void
+test_grow_and_recycle(void)
+{
+	unsigned int	 i;
+	uint64_t	 at, lo = ~0ULL, hi = 0;
+
+	CHECK(policy_grow_wait(1000, 0) == 0);		/* after silence */
+	CHECK(policy_grow_wait(1000, 1000) == 2);	/* just answered */
+	CHECK(policy_grow_wait(1001, 1000) == 1);
+	CHECK(policy_recycle_at(0, 12345) == 0);	/* never */
+	CHECK(policy_recycle_at(1, 7) == 1);
+	for (i = 0; i < 1000; i++) {
+		at = policy_recycle_at(100, i * 2654435761U);
+		lo = at < lo ? at : lo;
+		hi = at > hi ? at : hi;
+	}
+	CHECK(lo >= 90 && hi <= 110);
+	CHECK(hi - lo >= 10);		/* spread: not all at once */
+}
+
+/* Only failures to start throttle; counted per round. */
+static void
+test_crash_policy(void)
+{
+	struct crash	 c;
+	msec_t		 t = 10000;
+
+	crash_init(&c, 4);
+	CHECK(crash_classify(100, 0, 0) == DEATH_START);
+	CHECK(crash_classify(100, 1, 0) == DEATH_RECYCLE);
+	CHECK(crash_classify(100, 0, 1) == DEATH_RECYCLE);
+	CHECK(crash_classify(2500, 0, 0) == DEATH_CRASH);
+
+	/* Round 1: three workers started together die together. */
+	CHECK(crash_death(&c, DEATH_START, t - 50, t) == 0);
+	CHECK(crash_death(&c, DEATH_START, t - 50, t + 1) == 0);
+	CHECK(crash_death(&c, DEATH_START, t - 50, t + 2) == 0);
+	CHECK(c.streak == 1);
+	/* Round 2: restarted at once, dead again: 100 ms. */
+	CHECK(crash_death(&c, DEATH_START, t + 5, t + 30) == 100);
+	CHECK(crash_wait(&c, t + 80) == 50);
+	/* Same round: the delay told is the one left, not a new one. */
+	CHECK(crash_death(&c, DEATH_START, t + 5, t + 80) == 50);
+	CHECK(c.streak == 2);
+	CHECK(crash_death(&c, DEATH_START, t + 200, t + 230) == 200);
+	CHECK(c.streak == 3);
+	/* No failure for CRASH_EARLY_MS after that: settled. */
+	CHECK(!crash_settled(&c, t + 1000));
+	CHECK(crash_settled(&c, t + 230 + CRASH_EARLY_MS));
+	CHECK(c.streak == 0 && c.proven && crash_wait(&c, t + 5000) == 0);
+
+	/* Proven: a crash on a request now and then restarts at once. */
+	t = 100000;
+	CHECK(crash_death(&c, DEATH_START, t - 100, t) == 0);
+	CHECK(crash_death(&c, DEATH_START, t, t + 300) == 0);
+	CHECK(crash_death(&c, DEATH_START, t + 300, t + 600) == 0);
+	CHECK(crash_death(&c, DEATH_START, t + 600, t + 900) == 0);
+	/* A new second: forgiven again. */
+	CHECK(crash_death(&c, DEATH_START, t + 900, t + 1200) == 0);
+	/* Beyond the allowance within a second: a crash loop again. */
+	CHECK(crash_death(&c, DEATH_START, t + 1200, t + 1201) == 0);
+	CHECK(crash_death(&c, DEATH_START, t + 1201, t + 1202) == 0);
+	CHECK(crash_death(&c, DEATH_START, t + 1202, t + 1203) == 0);
+	CHECK(crash_death(&c, DEATH_START, t + 1203, t + 1204) == 0);
+	CHECK(c.streak == 1);
+	CHECK(crash_death(&c, DEATH_START, t + 1205, t + 1206) == 100);
+
+	/* Recycling, and a crash after living a while, reset it all. */
+	CHECK(crash_death(&c, DEATH_RECYCLE, t + 1207, t + 1208) == 0);
+	CHECK(c.streak == 0 && crash_wait(&c, t + 1208) == 0);
+	CHECK(crash_death(&c, DEATH_START, t + 5000, t + 5001) == 0);
+	CHECK(crash_death(&c, DEATH_CRASH, t, t + 5002) == 0);
+	CHECK(c.streak == 0 && c.fails == 0);
+}
+
+static void
+test_signame(void)
+{
+	CHECK(signame_parse("TERM") == SIGTERM);
+	CHECK(signame_parse("SIGUSR1") == SIGUSR1);
+	CHECK(signame_parse("usr2") == SIGUSR2);
+	CHECK(signame_parse("10") == 10);
+	CHECK(signame_parse("0") == -1);
+	CHECK(signame_parse("999") == -1);
+	CHECK(signame_parse("BOGUS") == -1);
+	CHECK(signame_parse("SIG") == -1);
+	CHECK(signame_parse("") == -1);
+	CHECK(signame_parse("15x") == -1);
+	CHECK(strcmp(signame(SIGHUP), "SIGHUP") == 0);
+}
+
+/* Unpredictable: no two alike, no constant step between them. */
+static void
+test_cookies(void)
+{
+	uint64_t	 c[256];
+	int		 i, j, same = 0, steady = 0;
+
+	for (i = 0; i < 256; i++)
+		c[i] = cookie_next();
+	for (i = 0; i < 256; i++)
+		for (j = i + 1; j < 256; j++)
+			same += c[i] == c[j];
+	for (i = 2; i < 256; i++)
+		steady += c[i] - c[i - 1] == c[i - 1] - c[i - 2];
+	CHECK(same == 0);
+	CHECK(steady < 4);
 }
 
 /* The receiver gets the cookie and a working descriptor in one recvmsg. */
@@ -141,6 +374,14 @@ int
 main(void)
 {
 	test_backoff();
+	test_transitions();
+	test_worker_lists();
+	test_release();
+	test_expired();
+	test_grow_and_recycle();
+	test_crash_policy();
+	test_signame();
+	test_cookies();
 	test_fdpass_roundtrip();
 	test_cookie_reads();
 	printf("unit: %d passed, %d failed\n", checks - failures, failures);

@@ -1,3 +1,4 @@
+/* clock.c: monotonic milliseconds and libevent timers: one clock for all. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

@@ -1,3 +1,4 @@
+/* cookie.c: unpredictable 64-bit cookies for hand-offs, fetched in batches. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

@@ -1,3 +1,4 @@
+/* daemon.c: detach, reporting start-up success or failure to the caller. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

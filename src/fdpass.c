@@ -1,3 +1,4 @@
+/* fdpass.c: the channel protocol: cookie and descriptor out, cookie back. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

@@ -1,3 +1,4 @@
+/* kfcgi.h: the configuration and the small modules the daemon is made of. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

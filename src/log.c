@@ -1,3 +1,4 @@
+/* log.c: the one logging API: stderr, the journal or syslog. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

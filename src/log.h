@@ -1,3 +1,4 @@
+/* log.h: the one logging API. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

@@ -1,3 +1,4 @@
+/* main.c: options, then set-up in a fixed order, then the event loop. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

@@ -1,3 +1,4 @@
+/* priv.c: users, the jail, dropping privileges, descriptor limits. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

@@ -1,3 +1,4 @@
+/* spawn.c: start a worker with exactly its descriptors and a clean state. */
 /*
  * Copyright (c) 2026 The kfcgi authors.
  *

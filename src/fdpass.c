@@ -94,18 +94,23 @@ fdpass_read_cookie(int chan, unsigned char *buf, size_t *len)
 }
 
 /*
- * Did a worker that is gone leave this connection untouched?  Its first
- * bytes still waiting are a FastCGI record header of version 1 and type
- * BEGIN_REQUEST, which only the start of a request can be; then another
- * worker can serve it from the beginning.
+ * Did a worker that is gone leave this connection untouched?  1 if its
+ * first bytes still waiting are a FastCGI record header of version 1 and
+ * type BEGIN_REQUEST, which only the start of a request can be: another
+ * worker can serve it from the beginning.  -1 if nothing has arrived (yet),
+ * 0 otherwise: read in part, closed, or not FastCGI.
  */
 int
 fdpass_unread(int fd)
 {
 	unsigned char	 head[8];
+	ssize_t		 n;
 
-	if (recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT) !=
-	    (ssize_t)sizeof(head))
-		return 0;
-	return head[0] == 1 && head[1] == 1;
+	n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return -1;
+	if (n >= 2)
+		return head[0] == 1 && head[1] == 1;
+	/* One byte of a header: the rest is on its way. */
+	return n == 1 && head[0] == 1 ? -1 : 0;
 }

@@ -35,6 +35,7 @@ static void	 pool_kill_cb(int, short, void *);
 static void	 pool_timeout_cb(int, short, void *);
 static void	 pool_reload_cb(int, short, void *);
 static void	 pool_stop_cb(int, short, void *);
+static void	 pool_doubt_cb(int, short, void *);
 
 static msec_t
 grace_ms(const struct pool *p)
@@ -71,6 +72,8 @@ pool_init(struct pool *p, const struct config *conf, int listenfd,
 	evtimer_set(&p->ev_timeout, pool_timeout_cb, p);
 	evtimer_set(&p->ev_reload, pool_reload_cb, p);
 	evtimer_set(&p->ev_stop, pool_stop_cb, p);
+	evtimer_set(&p->ev_doubt, pool_doubt_cb, p);
+	TAILQ_INIT(&p->doubts);
 }
 
 int
@@ -462,25 +465,72 @@ pool_timeout_cb(int fd UNUSED, short events UNUSED, void *arg)
 	arm(&p->ev_timeout, next, now);
 }
 
+/* Decide for a dead worker's connection; 0 if it cannot be told yet. */
+static int
+rescue_now(struct pool *p, int fd, pid_t pid, int last)
+{
+	int	 unread = fdpass_unread(fd);
+
+	if (unread == -1 && !last)
+		return 0;
+	if (unread == 1) {
+		log_info("worker %d: gone without reading its connection; "
+		    "handing it to another worker", (int)pid);
+		p->rescued++;
+		p->hooks.rescue(p->hooks.arg, fd);
+	} else {
+		log_warnx("worker %d: gone holding a connection, which is "
+		    "lost with it", (int)pid);
+		p->lost++;
+		close(fd);
+	}
+	return 1;
+}
+
 /*
  * A dead worker's connection: if it never read it, another worker
- * serves it from the start; otherwise it is lost, and said so.
+ * serves it from the start; otherwise it is lost, and said so.  With
+ * nothing in it yet, the client may not have written its request: look
+ * again after RESCUE_WAIT_MS (one wait for all, so a FIFO).
  */
 static void
 rescue(struct pool *p, struct worker *w)
 {
-	if (fdpass_unread(w->conn)) {
-		log_info("worker %d: gone without reading its connection; "
-		    "handing it to another worker", (int)w->pid);
-		p->rescued++;
-		p->hooks.rescue(p->hooks.arg, w->conn);
-	} else {
-		log_warnx("worker %d: gone holding a connection, which is "
-		    "lost with it", (int)w->pid);
-		p->lost++;
-		close(w->conn);
+	struct doubt	*d;
+	msec_t		 now;
+
+	if (rescue_now(p, w->conn, w->pid, p->stopping))
+		;
+	else if ((d = malloc(sizeof(*d))) == NULL)
+		(void)rescue_now(p, w->conn, w->pid, 1);
+	else {
+		now = clock_ms();
+		d->fd = w->conn;
+		d->pid = w->pid;
+		d->since = now;
+		TAILQ_INSERT_TAIL(&p->doubts, d, entry);
+		arm(&p->ev_doubt, now + RESCUE_WAIT_MS, now);
 	}
 	w->conn = -1;
+}
+
+static void
+pool_doubt_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct pool	*p = arg;
+	struct doubt	*d;
+	msec_t		 now = clock_ms();
+
+	while ((d = TAILQ_FIRST(&p->doubts)) != NULL) {
+		if (now - d->since < RESCUE_WAIT_MS && !p->stopping) {
+			arm(&p->ev_doubt, d->since + RESCUE_WAIT_MS, now);
+			break;
+		}
+		TAILQ_REMOVE(&p->doubts, d, entry);
+		(void)rescue_now(p, d->fd, d->pid, 1);
+		free(d);
+	}
+	p->hooks.freed(p->hooks.arg);
 }
 
 static void
@@ -747,6 +797,8 @@ pool_stop_cb(int fd UNUSED, short events UNUSED, void *arg)
 void
 pool_free(struct pool *p)
 {
+	struct doubt	*d;
+
 	evtimer_del(&p->ev_respawn);
 	evtimer_del(&p->ev_stable);
 	evtimer_del(&p->ev_release);
@@ -754,6 +806,12 @@ pool_free(struct pool *p)
 	evtimer_del(&p->ev_timeout);
 	evtimer_del(&p->ev_reload);
 	evtimer_del(&p->ev_stop);
+	evtimer_del(&p->ev_doubt);
+	while ((d = TAILQ_FIRST(&p->doubts)) != NULL) {
+		TAILQ_REMOVE(&p->doubts, d, entry);
+		close(d->fd);
+		free(d);
+	}
 	workers_free(&p->ws);
 	free(p->spawner.envp);
 }

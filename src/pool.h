@@ -26,6 +26,16 @@
 #define RELOAD_SETTLE_MS	1000	/* a new generation proves itself */
 #define SHORTAGE_MIN_MS		100	/* retry after EAGAIN, ENOMEM, EMFILE */
 #define SHORTAGE_MAX_MS		2000
+#define RESCUE_WAIT_MS		100	/* for a request to arrive */
+
+/* A dead worker's connection with nothing in it yet: wait and see. */
+struct doubt {
+	int			 fd;
+	pid_t			 pid;
+	msec_t			 since;
+	TAILQ_ENTRY(doubt)	 entry;
+};
+TAILQ_HEAD(doubtq, doubt);
 
 /*
  * What the pool asks of the hand-off path (-r), which sits above it:
@@ -62,6 +72,8 @@ struct pool {
 	struct event		 ev_timeout;	/* head of the busy list (-t) */
 	struct event		 ev_reload;	/* end of the settling */
 	struct event		 ev_stop;	/* end of the stop grace */
+	struct event		 ev_doubt;	/* head of the doubts */
+	struct doubtq		 doubts;
 	uint64_t		 spawned, recycled, crashed_exit, violations;
 	uint64_t		 timeouts, lost, rescued;
 	uint64_t		 crashed_signal[65];

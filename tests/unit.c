@@ -275,6 +275,31 @@ test_signame(void)
 	CHECK(strcmp(signame(SIGHUP), "SIGHUP") == 0);
 }
 
+/* A dead worker's connection: untouched, read, or nothing there yet. */
+static void
+test_unread(void)
+{
+	int		 sv[2];
+	unsigned char	 begin[8] = { 1, 1, 0, 1, 0, 8, 0, 0 };
+	unsigned char	 params[8] = { 1, 4, 0, 1, 0, 8, 0, 0 };
+	char		 b[8];
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CHECK(fdpass_unread(sv[0]) == -1);
+	CHECK(write(sv[1], begin, 1) == 1);
+	CHECK(fdpass_unread(sv[0]) == -1);	/* a header on its way */
+	CHECK(write(sv[1], begin + 1, 7) == 7);
+	CHECK(fdpass_unread(sv[0]) == 1);
+	CHECK(fdpass_unread(sv[0]) == 1);	/* peeked, not taken */
+	CHECK(read(sv[0], b, 8) == 8);
+	CHECK(write(sv[1], params, 8) == 8);
+	CHECK(fdpass_unread(sv[0]) == 0);	/* the middle of a request */
+	CHECK(read(sv[0], b, 8) == 8);
+	close(sv[1]);
+	CHECK(fdpass_unread(sv[0]) == 0);	/* closed */
+	close(sv[0]);
+}
+
 /* Unpredictable: no two alike, no constant step between them. */
 static void
 test_cookies(void)
@@ -382,6 +407,7 @@ main(void)
 	test_crash_policy();
 	test_signame();
 	test_cookies();
+	test_unread();
 	test_fdpass_roundtrip();
 	test_cookie_reads();
 	printf("unit: %d passed, %d failed\n", checks - failures, failures);

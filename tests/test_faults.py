@@ -474,6 +474,22 @@ def rate_windows(load, n):
             for i in range(n)]
 
 
+def load_at_full_rate(kfcgi, load):
+    """Run the load to its end while sampling the pool: no request fails,
+    the pool is never empty for long, the rate does not collapse."""
+    sampler = Sampler(kfcgi.workers, interval=0.01, max_seconds=20)
+    try:
+        load.start().join()
+    finally:
+        load.stop()
+        sampler.stop()
+    assert load.failed == 0, load.report()
+    zero = longest_zero(sampler)
+    assert zero < 0.2, "pool at 0 workers for %.2f s" % zero
+    windows = rate_windows(load, 4)
+    assert min(windows) >= 0.3 * (sum(windows) / len(windows)), windows
+
+
 @pytest.mark.time_limit(60)
 def test_fixed_pool_recycling_full_rate(kfcgi, request):
     """Workers that exit 0 after 5 requests are restarted at once: no
@@ -482,18 +498,8 @@ def test_fixed_pool_recycling_full_rate(kfcgi, request):
     kfcgi.wait_workers(3)
     load = Load(kfcgi.sock, clients=4, seconds=4,
                 record=figures_name(request))
-    sampler = Sampler(kfcgi.workers, interval=0.01, max_seconds=20)
-    try:
-        load.start().join()
-    finally:
-        load.stop()
-        sampler.stop()
-    assert load.failed == 0, load.report()
+    load_at_full_rate(kfcgi, load)
     assert len(load.pids()) >= load.answered // 5 - 3
-    zero = longest_zero(sampler)
-    assert zero < 0.2, "pool at 0 workers for %.2f s" % zero
-    windows = rate_windows(load, 4)
-    assert min(windows) >= 0.3 * (sum(windows) / len(windows)), windows
     assert "restarting in" not in kfcgi.log()
 
 
@@ -529,20 +535,10 @@ def test_php_cgi_max_requests(kfcgi, sockdir, request):
                 params={"SCRIPT_FILENAME": page, "SCRIPT_NAME": "/t.php",
                         "REQUEST_METHOD": "POST"},
                 record=figures_name(request))
-    sampler = Sampler(kfcgi.workers, interval=0.01, max_seconds=20)
-    try:
-        load.start().join()
-    finally:
-        load.stop()
-        sampler.stop()
-    assert load.failed == 0, load.report()
+    load_at_full_rate(kfcgi, load)
     assert load.answered >= 200, load.report()
     assert len(load.pids()) >= load.answered // 20, \
         "php-cgi did not recycle: %d pids" % len(load.pids())
-    zero = longest_zero(sampler)
-    assert zero < 0.2, "pool at 0 workers for %.2f s" % zero
-    windows = rate_windows(load, 4)
-    assert min(windows) >= 0.3 * (sum(windows) / len(windows)), windows
 
 
 @pytest.mark.time_limit(60)
@@ -743,11 +739,9 @@ def test_low_descriptor_limit_under_load(kfcgi, request):
     assert kfcgi.request(query="x").status == 200
 
 
-@pytest.mark.time_limit(30)
-def test_workers_get_callers_descriptor_limit(kfcgi):
-    """kfcgi raises its own soft limit for -N channels, its workers get
-    the limit it was started with."""
-    soft, hard = 256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+def start_low_soft_limit(kfcgi, soft=256):
+    """kfcgi -r -N 600 started with a soft descriptor limit of 256."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard < 1024:
         pytest.skip("hard descriptor limit %d too low" % hard)
 
@@ -755,8 +749,21 @@ def test_workers_get_callers_descriptor_limit(kfcgi):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     kfcgi.start(["-r", "-n", "1", "-N", "600"], preexec_fn=lower)
     kfcgi.wait_workers(1)
+    return soft, hard
+
+
+@pytest.mark.time_limit(30)
+def test_nofile_raised_for_r(kfcgi):
+    """kfcgi raises its own soft limit to make room for -N channels."""
+    start_low_soft_limit(kfcgi)
     have = int(proc_limit(kfcgi.pid, "Max open files")[0])
     assert have >= 600, "kfcgi did not raise its limit for -N: %d" % have
+
+
+@pytest.mark.time_limit(30)
+def test_workers_get_callers_descriptor_limit(kfcgi):
+    """Its workers get the limit it was started with, not the raised one."""
+    soft, hard = start_low_soft_limit(kfcgi)
     kv = parse_kv(kfcgi.request(query="info").body)
     want = "%d,%d" % (soft, -1 if hard == resource.RLIM_INFINITY else hard)
     assert kv["nofile"] == want, kv["nofile"]

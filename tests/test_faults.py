@@ -159,6 +159,37 @@ def test_five_sighups_under_load(kfcgi, bins, request, args, progname,
         "generations pile up: %d workers at once" % sampler.max_len()
 
 
+@pytest.mark.time_limit(30)
+def test_second_sighup_during_reload(kfcgi):
+    """Two slow requests keep the first generation retiring; a second
+    SIGHUP comes during that reload: the requests are answered, three
+    generations never stand side by side, and one generation is left."""
+    n = 2
+    kfcgi.start(["-n", str(n)])
+    gen0 = set(kfcgi.wait_workers(n))
+    jobs = [spawn(kfcgi.request, query="sleep=2500", timeout=15)
+            for _ in range(n)]
+    assert wait_for(lambda: len(busy_workers(kfcgi)) == n, 5)
+    kfcgi.signal(signal.SIGHUP)
+    time.sleep(0.3)
+    kfcgi.signal(signal.SIGHUP)
+    time.sleep(0.6)
+    # the first generation is still busy; one other generation beside it
+    standing = kfcgi.workers()
+    assert len(standing) <= 2 * n, \
+        "%d workers: generations pile up" % len(standing)
+    for j in jobs:
+        r = j.result(15)
+        assert r.status == 200 and int(r.kv["pid"]) in gen0, r
+    assert wait_for(lambda: len(kfcgi.workers()) == n and not (
+        set(kfcgi.workers()) & gen0), 5), kfcgi.workers()
+    time.sleep(0.5)
+    final = set(kfcgi.workers())
+    assert len(final) == n and not final & gen0
+    assert all(not alive(p, kfcgi.seen[p]) for p in seen(kfcgi) - final)
+    assert kfcgi.request(query="x").status == 200
+
+
 @pytest.mark.time_limit(60)
 @pytest.mark.parametrize("args", POOLS, ids=POOL_IDS)
 @pytest.mark.parametrize("broken", ["not-executable", "exits-at-once"])
@@ -526,10 +557,10 @@ def test_php_cgi_max_requests(kfcgi, sockdir, request):
 
     def pid_of(resp):
         return int(resp.body.split()[2])
-    kfcgi.start(["-n", "4"], prog=PHP_CGI,
+    kfcgi.start(["-n", "2"], prog=PHP_CGI,
                 env={"PHP_FCGI_MAX_REQUESTS": "20",
                      "PHP_FCGI_CHILDREN": None})
-    kfcgi.wait_workers(4)
+    kfcgi.wait_workers(2)
     load = Load(kfcgi.sock, clients=4, seconds=4, query="",
                 check=check, pid_of=pid_of,
                 params={"SCRIPT_FILENAME": page, "SCRIPT_NAME": "/t.php",
@@ -693,10 +724,15 @@ def test_no_signal_leaves_workers_behind(kfcgi_factory, args):
             k.wait_workers(1)
         ws = k.workers()
         k.signal(sig)
-        time.sleep(0.3)
+        wait_for(lambda: not k.running(), 0.5)
         if k.running():
             verdicts[name] = "ignored"
-            assert k.request(query="x", timeout=5).status == 200
+            try:
+                r = k.request(query="x", timeout=5)
+            except FcgiError as e:
+                pytest.fail("%s: kfcgi runs on but does not serve: %s\n%s"
+                            % (name, e, k.log()[-2000:]))
+            assert r.status == 200, (name, r)
         else:
             verdicts[name] = "died"
             left = wait_for(lambda: not any(alive(w, k.seen[w])

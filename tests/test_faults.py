@@ -647,6 +647,11 @@ def test_request_timeout_t_under_load(kfcgi, request):
             if int(p) in kfcgi.seen]
     assert pids, "no timeout log line names a worker:\n%s" % \
         kfcgi.log()[-2000:]
+    held = [l for l in lines if str(pids[0]) in l and
+            re.search(r"\b\d+(\.\d+)?\s*(s|ms|sec|seconds)\b",
+                      l.replace(str(pids[0]), ""))]
+    assert held, "the log does not say how long the connection was held: " \
+        "%r" % lines
     assert not alive(pids[0], kfcgi.seen[pids[0]])
     assert load.failed == 0, load.report()
     assert wait_for(lambda: len(kfcgi.workers()) >= 2, 5)

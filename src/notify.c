@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kfcgi.h"
@@ -139,9 +140,13 @@ notify_ready(void (*status)(char *, size_t, void *), void *arg)
 void
 notify_reloading(void)
 {
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\n"
 	    "STATUS=reloading: replacing every worker",
-	    (unsigned long long)clock_ms() * 1000ULL);
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000);
 }
 
 void

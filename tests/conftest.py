@@ -57,6 +57,15 @@ def pytest_configure(config):
         "markers", "time_limit(seconds): wall-clock limit for one test")
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The figures of the fault-injection runs (tests/loaddriver.py)."""
+    loaddriver = sys.modules.get("loaddriver")
+    if loaddriver is not None and loaddriver.FIGURES:
+        terminalreporter.write_sep("-", "load under faults")
+        for line in loaddriver.FIGURES:
+            terminalreporter.write_line(line)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("needs_root") and os.geteuid() != 0:
         pytest.skip("needs root")

@@ -16,7 +16,7 @@ from fcgiclient import (FcgiError, Hammer, parallel, parse_list, request,
                         spawn)
 
 needs_root = pytest.mark.needs_root
-OPTION_LETTERS = set("drvlnNpsuUw")
+OPTION_LETTERS = set("drvlnNpsuUwgktm")
 GRACE = 5
 
 
@@ -275,7 +275,8 @@ def test_killed_worker_replaced(kfcgi):
     # the operator is told which worker died and how
     lines = [l for l in kfcgi.log().splitlines() if str(victim) in l]
     assert lines, "no log line names pid %d:\n%s" % (victim, kfcgi.log())
-    assert any(re.search(r"sig|kill|9", l.replace(str(victim), ""), re.I)
+    assert any(re.search(r"\bsignal 9\b|\bSIGKILL\b|\bkilled\b",
+                         l.replace(str(victim), ""), re.I)
                for l in lines), lines
 
 
@@ -337,12 +338,28 @@ def test_crash_loop_throttled(kfcgi, sockdir, args):
         assert kfcgi.running(), "kfcgi exited in a crash loop:\n" + \
             kfcgi.log()
         time.sleep(0.1)
-    with open(startlog) as f:
-        starts = len(f.read().splitlines())
-    assert starts > 3, "no restart after the first crashes (%d starts)" % \
-        starts
-    assert starts < 40, "tight restart loop: %d starts in 3 s" % starts
+        if time.monotonic() - t0 < 2.0:
+            early = count(startlog)
+    starts = count(startlog)
+    n = 2 if "-r" in args else 3
+    # n first workers, then restarts 0, 0.1, 0.2, 0.4, 0.8 s apart
+    assert starts >= n + 3, "no restart after the first crashes " \
+        "(%d starts)" % starts
+    assert starts <= 3 * n + 6, "restart loop too fast: %d starts in 3 s" \
+        % starts
+    # by 2 s the delays are 0.8 s and more: a few starts in the last second
+    assert starts - early <= n + 1, \
+        "restarts not slowing down: %d of %d starts after 2 s" % (
+            starts - early, starts)
     assert kfcgi.stop(timeout=20) == 0
+
+
+def count(startlog):
+    try:
+        with open(startlog) as f:
+            return len(f.read().splitlines())
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.mark.parametrize("what", ["missing", "not-executable", "directory"])
@@ -395,13 +412,16 @@ def test_stop_signal(kfcgi, sig, ignore):
     took = time.monotonic() - t0
     assert rc == 0, kfcgi.log()
     if ignore:
-        assert took < GRACE + 7, "took %.1fs (grace is %ds)" % (took, GRACE)
+        assert GRACE - 0.5 <= took < GRACE + 7, \
+            "took %.1fs (grace is %ds)" % (took, GRACE)
     else:
         assert took < 4, "took %.1fs though workers obey SIGTERM" % took
     assert wait_for(lambda: not any(alive(w) for w in ws), 3), \
         [w for w in ws if alive(w)]
     assert kfcgi.survivors() == []
-    assert not os.path.exists(kfcgi.sock) or not kfcgi.connectable()
+    # the manual: the socket file stays when kfcgi exits
+    assert stat.S_ISSOCK(os.lstat(kfcgi.sock).st_mode)
+    assert not kfcgi.connectable()
 
 
 @pytest.mark.time_limit(60)

@@ -94,11 +94,18 @@ def test_answered_in_r_mode(kfcgi):
     r = kfcgi.request(query="echo", stdin=body)
     assert r.status == 200, r
     assert r.kv.get("stdin") == body.decode(), r.body[-200:]
+    counts = {}
     for i in range(30):
         r = kfcgi.request(query="echo", stdin=b"n%d" % i)
-        ok(r)
+        p = ok(r)
         assert r.kv["stdin"] == "n%d" % i
-        assert int(r.kv["served"]) >= 1
+        # a worker serves connection after connection: its own count
+        # goes up by one each time it is handed one
+        served = int(r.kv["served"])
+        assert served > counts.get(p, 0), (p, served, counts)
+        counts[p] = served
+    assert max(counts.values()) >= 10, \
+        "workers are not reused across connections: %r" % counts
 
 
 def test_example_hello_extension(kfcgi, bins):

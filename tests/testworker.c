@@ -35,12 +35,18 @@
  *	partial=WORD	write "WORD" on stderr, no newline
  *	long=N		write a line of N 'x' on stderr
  *	flood=N		write N numbered lines on stderr
+ *	spawnchild	fork a child that outlives the answer (default
+ *			signals, keeps descriptors 0-3), report child=PID
  *
  * Options: --ignore-term, --exit-at-start=N, --startlog=PATH,
- * --no-sigterm-grace.  The answer is "key=value" lines.
+ * --no-sigterm-grace, --max-requests=N (exit 0 once N connections are
+ * finished, right after giving the last one back).  Other arguments are
+ * let be (reported as "args=").  The answer is "key=value" lines; in the
+ * extension it names the connection's cookie ("cookie=").
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <dirent.h>
@@ -75,6 +81,7 @@ enum	after {
 struct	query {
 	int		 info;		/* add the start-up state */
 	int		 echo;		/* add the request body */
+	int		 spawn;		/* fork a lasting child */
 	enum after	 after;
 	int		 code;		/* exit status for AFTER_EXIT */
 };
@@ -95,6 +102,8 @@ struct	start {
 	struct sbuf	 gid;
 	struct sbuf	 groups;
 	struct sbuf	 root;
+	struct sbuf	 nofile;
+	struct sbuf	 args;
 	const char	*env;
 };
 
@@ -102,6 +111,7 @@ struct	opts {
 	int		 ignoreterm;
 	int		 nograce;
 	int		 exitatstart;	/* -1 if not given */
+	long		 maxreq;	/* 0: no limit */
 	const char	*startlog;
 };
 
@@ -115,7 +125,9 @@ static void	record_fds(struct start *);
 static void	record_signals(struct start *);
 static void	record_creds(struct start *);
 static void	record_root(struct start *);
-static void	options(int, char *[], struct opts *);
+static void	record_nofile(struct start *);
+static void	options(int, char *[], struct opts *, struct start *);
+static long	spawnchild(int);
 static void	startlog(const char *);
 static void	msleep(long);
 static void	sleep_forever(void) __attribute__((noreturn));
@@ -127,7 +139,7 @@ static void	query(const char *, struct query *);
 static void	answer(const struct kfw *, int, const struct kfw_req *,
 		    const struct start *, struct query *);
 static void	chanwrite(const struct kfw *, const void *, size_t);
-static void	serve(struct kfw *, int, const struct start *);
+static int	serve(struct kfw *, int, const struct start *);
 
 static unsigned long served;
 
@@ -290,7 +302,19 @@ record_root(struct start *st)
 }
 
 static void
-options(int argc, char *argv[], struct opts *o)
+record_nofile(struct start *st)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		err(1, "getrlimit");
+	sb_printf(&st->nofile, "%lld,%lld",
+	    rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur,
+	    rl.rlim_max == RLIM_INFINITY ? -1LL : (long long)rl.rlim_max);
+}
+
+static void
+options(int argc, char *argv[], struct opts *o, struct start *st)
 {
 	long	 v;
 	int	 i;
@@ -308,9 +332,40 @@ options(int argc, char *argv[], struct opts *o)
 			o->exitatstart = (int)v;
 		} else if (strncmp(argv[i], "--startlog=", 11) == 0)
 			o->startlog = argv[i] + 11;
-		else
+		else if (strncmp(argv[i], "--max-requests=", 15) == 0) {
+			if (num(argv[i] + 15, LONG_MAX, &o->maxreq) == -1 ||
+			    o->maxreq == 0)
+				errx(1, "bad request count: %s", argv[i]);
+		} else if (strncmp(argv[i], "--", 2) == 0)
 			errx(1, "unknown option: %s", argv[i]);
+		else {
+			if (st->args.len)
+				sb_add(&st->args, ",", 1);
+			sb_add(&st->args, argv[i], strlen(argv[i]));
+		}
 	}
+}
+
+/*
+ * A child that stays behind, as a program's helper might: default
+ * signals, nothing blocked, descriptors 0-3 kept (the listening socket
+ * or the channel among them); the client's connection is closed.
+ */
+static long
+spawnchild(int fd)
+{
+	sigset_t	 set;
+	pid_t		 pid;
+
+	if ((pid = fork()) == -1)
+		err(1, "fork");
+	if (pid != 0)
+		return (long)pid;
+	close(fd);
+	signal(SIGTERM, SIG_DFL);
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	sleep_forever();
 }
 
 /* One write with O_APPEND, so that lines of racing workers stay whole. */
@@ -371,6 +426,8 @@ info(struct sbuf *b, const struct start *st)
 	sb_line(b, "gid", &st->gid);
 	sb_line(b, "groups", &st->groups);
 	sb_line(b, "root", &st->root);
+	sb_line(b, "nofile", &st->nofile);
+	sb_line(b, "args", &st->args);
 	env = st->env != NULL ? st->env : "unset";
 	sb_add(b, "env_fcgi_listensock=", 20);
 	sb_add(b, env, strlen(env));
@@ -454,6 +511,8 @@ query(const char *qs, struct query *q)
 			q->info = 1;
 		else if (strcmp(w, "echo") == 0)
 			q->echo = 1;
+		else if (strcmp(w, "spawnchild") == 0)
+			q->spawn = 1;
 		else if (strncmp(w, "exitafter=", 10) == 0 &&
 		    num(w + 10, 255, &v) == 0) {
 			q->after = AFTER_EXIT;
@@ -489,6 +548,11 @@ answer(const struct kfw *k, int fd, const struct kfw_req *req,
 	sb_printf(&b, "pid=%ld\nppid=%ld\nmode=%s\nserved=%lu\n",
 	    (long)getpid(), (long)getppid(),
 	    kfw_extension(k) ? "extension" : "classic", served);
+	if (kfw_extension(k))
+		sb_printf(&b, "cookie=%llu\n",
+		    (unsigned long long)kfw_cookie(k));
+	if (q->spawn)
+		sb_printf(&b, "child=%ld\n", spawnchild(fd));
 	if (q->info)
 		info(&b, st);
 	if (q->echo) {
@@ -511,7 +575,8 @@ chanwrite(const struct kfw *k, const void *p, size_t len)
 		send(kfw_channel(k), p, len, MSG_NOSIGNAL);
 }
 
-static void
+/* Returns 1 if the connection was finished normally, else 0. */
+static int
 serve(struct kfw *k, int fd, const struct start *st)
 {
 	struct kfw_req	 req;
@@ -536,7 +601,7 @@ serve(struct kfw *k, int fd, const struct start *st)
 			warn("kfw_finish");
 		if (q.after == AFTER_EXIT)
 			exit(q.code);
-		break;
+		return 1;
 	case AFTER_WRONGCOOKIE:
 		close(fd);
 		bad = kfw_cookie(k) + 1;
@@ -555,6 +620,7 @@ serve(struct kfw *k, int fd, const struct start *st)
 		close(fd);
 		break;
 	}
+	return 0;
 }
 
 int
@@ -564,15 +630,17 @@ main(int argc, char *argv[])
 	struct opts	 o;
 	struct kfw	*k;
 	sigset_t	 set;
+	long		 done = 0;
 	int		 fd;
 
 	record_fds(&st);
 	record_signals(&st);
 	record_creds(&st);
 	record_root(&st);
+	record_nofile(&st);
 	st.env = getenv("FCGI_LISTENSOCK_DESCRIPTORS");
 
-	options(argc, argv, &o);
+	options(argc, argv, &o, &st);
 	if (o.ignoreterm && signal(SIGTERM, SIG_IGN) == SIG_ERR)
 		err(1, "signal");
 	if (o.startlog != NULL)
@@ -591,8 +659,11 @@ main(int argc, char *argv[])
 		if (sigprocmask(SIG_UNBLOCK, &set, NULL) == -1)
 			err(1, "sigprocmask");
 	}
-	while ((fd = kfw_accept(k)) != -1)
-		serve(k, fd, &st);
+	while ((fd = kfw_accept(k)) != -1) {
+		done += serve(k, fd, &st);
+		if (o.maxreq != 0 && done >= o.maxreq)
+			exit(0);
+	}
 	if (errno != 0)
 		err(1, "kfw_accept");
 	kfw_close(k);

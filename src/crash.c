@@ -51,7 +51,7 @@ crash_classify(msec_t lived, int served, int clean)
 {
 	if (served || clean)
 		return DEATH_RECYCLE;
-	return lived >= CRASH_EARLY_MS ? DEATH_CRASH : DEATH_START;
+	return lived >= CRASH_START_MS ? DEATH_CRASH : DEATH_START;
 }
 
 /* The program has been seen working: forget its failures. */

@@ -19,16 +19,19 @@
 
 #include "worker.h"
 
-#define CRASH_EARLY_MS		2000	/* a start failure dies sooner */
+#define CRASH_START_MS		250	/* a start failure dies sooner */
+#define CRASH_EARLY_MS		2000	/* this long without one: settled */
 #define CRASH_WINDOW_MS		1000	/* a working program's failure rate */
 
 /*
  * What a death says about the program:
  *   RECYCLE  it served (returned a cookie) or exited with status 0: it
  *            works and chose to go, however soon
- *   CRASH    it died some other way after living CRASH_EARLY_MS: it
- *            could start, something later killed it
- *   START    it died early without having served: maybe it cannot start
+ *   CRASH    it died some other way after living CRASH_START_MS: it
+ *            could start, something later killed it (a request, say)
+ *   START    it died at once without having served: maybe it cannot
+ *            start.  A program that takes longer to fail pays for its
+ *            own start-up each time, which limits how fast it loops.
  */
 enum death {
 	DEATH_RECYCLE,

@@ -36,6 +36,7 @@ static void	 pool_timeout_cb(int, short, void *);
 static void	 pool_reload_cb(int, short, void *);
 static void	 pool_stop_cb(int, short, void *);
 static void	 pool_doubt_cb(int, short, void *);
+static void	 reload_pending(struct pool *);
 
 static msec_t
 grace_ms(const struct pool *p)
@@ -490,16 +491,19 @@ rescue_now(struct pool *p, int fd, pid_t pid, int last)
 /*
  * A dead worker's connection: if it never read it, another worker
  * serves it from the start; otherwise it is lost, and said so.  With
- * nothing in it yet, the client may not have written its request: look
- * again after RESCUE_WAIT_MS (one wait for all, so a FIFO).
+ * nothing in it yet, a worker that crashed most likely read the request
+ * (it is lost), but one that exited cleanly without answering cannot
+ * have: its client may not have written the request yet, so look again
+ * after RESCUE_WAIT_MS (one wait for all, so a FIFO).
  */
 static void
-rescue(struct pool *p, struct worker *w)
+rescue(struct pool *p, struct worker *w, int status)
 {
 	struct doubt	*d;
 	msec_t		 now;
+	int		 clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
-	if (rescue_now(p, w->conn, w->pid, p->stopping))
+	if (rescue_now(p, w->conn, w->pid, p->stopping || !clean))
 		;
 	else if ((d = malloc(sizeof(*d))) == NULL)
 		(void)rescue_now(p, w->conn, w->pid, 1);
@@ -593,7 +597,7 @@ reaped(struct pool *p, struct worker *w, int status)
 	output_stop(&w->out);
 	worker_set(&p->ws, w, W_DEAD, now);
 	if (w->conn != -1)
-		rescue(p, w);
+		rescue(p, w, status);
 	if (!expected)
 		unexpected(p, w, status, now);
 	else
@@ -632,6 +636,7 @@ pool_reap(struct pool *p)
 		pool_finish(p);
 		return;
 	}
+	reload_pending(p);
 	pool_fill(p);
 	p->hooks.freed(p->hooks.arg);
 }
@@ -661,11 +666,19 @@ retire_others(struct pool *p)
 	}
 }
 
+/* Workers retired but still finishing: a generation on its way out. */
+static int
+retiring(const struct pool *p)
+{
+	return p->ws.count[W_DRAINING] + p->ws.count[W_EXITING];
+}
+
 /*
  * SIGHUP: start a new generation beside the serving one, which goes on
  * serving until the new one has lived RELOAD_SETTLE_MS without a start
- * failure.  A SIGHUP meanwhile is remembered, and served by one more
- * reload once this one ends: at most two generations serve at a time.
+ * failure.  A SIGHUP meanwhile, or while retired workers still finish, is
+ * remembered, and served by one more reload once those are done: at most
+ * two generations exist at a time.
  */
 void
 pool_reload(struct pool *p)
@@ -674,8 +687,10 @@ pool_reload(struct pool *p)
 
 	if (p->stopping)
 		return;
-	if (p->reloading) {
-		log_info("reload: one is settling; another follows it");
+	if (p->reloading || retiring(p) > 0) {
+		if (!p->reload_again)
+			log_info("reload: %s; another follows", p->reloading ?
+			    "one is settling" : "retired workers finish");
 		p->reload_again = 1;
 		return;
 	}
@@ -701,7 +716,14 @@ reload_end(struct pool *p)
 {
 	evtimer_del(&p->ev_reload);
 	p->reloading = 0;
-	if (p->reload_again)
+	reload_pending(p);
+}
+
+/* A SIGHUP waited for the last generation to go: its turn now? */
+static void
+reload_pending(struct pool *p)
+{
+	if (p->reload_again && !p->reloading && retiring(p) == 0)
 		pool_reload(p);
 }
 

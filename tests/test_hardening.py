@@ -191,7 +191,9 @@ def test_crash_streak_resets_after_stable_worker(kfcgi, bins, sockdir):
     n = count()
     assert n >= 3, "%d starts in the 1 s after a stable worker died: " \
         "the crash streak did not reset\n%s" % (n, kfcgi.log()[-2000:])
-    assert n <= 6, "%d starts in 1 s: no back-off" % n
+    # once seen working, the program is forgiven up to 4 failures a second
+    # (kfcgi(8), Crashes) before the back-off takes over again
+    assert n <= 10, "%d starts in 1 s: no back-off" % n
 
 
 def test_crash_loop_throttle_is_spaced(kfcgi, sockdir):

@@ -213,6 +213,8 @@ test_crash_policy(void)
 
 	crash_init(&c, 4);
 	CHECK(crash_classify(100, 0, 0) == DEATH_START);
+	CHECK(crash_classify(249, 0, 0) == DEATH_START);
+	CHECK(crash_classify(250, 0, 0) == DEATH_CRASH);
 	CHECK(crash_classify(100, 1, 0) == DEATH_RECYCLE);
 	CHECK(crash_classify(100, 0, 1) == DEATH_RECYCLE);
 	CHECK(crash_classify(2500, 0, 0) == DEATH_CRASH);

@@ -25,18 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "kfcgi.h"
-
-static int	 failures, checks;
-
-#define CHECK(cond) do {						\
-	checks++;							\
-	if (!(cond)) {							\
-		failures++;						\
-		fprintf(stderr, "%s:%d: failed: %s\n", __FILE__,	\
-		    __LINE__, #cond);					\
-	}								\
-} while (0)
 
 static void
 test_backoff(void)

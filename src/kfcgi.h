@@ -48,6 +48,8 @@ struct config {
 	struct user	 sockuser;	/* -u, name NULL if not given */
 	struct user	 procuser;	/* -U, name NULL if not given */
 	int		 waittime;	/* -w, seconds */
+	const char	*statusaddr;	/* -S, NULL: no status listener */
+	int		 statusfd;	/* its listening socket, or -1 */
 	char		*const *argv;	/* prog and its arguments */
 };
 
@@ -65,6 +67,7 @@ pid_t	 spawn_worker(const struct spawner *, int);
 
 /* sock.c */
 int	 sock_listen(const struct config *);
+int	 sock_open(const char *, int, const struct user *);
 int	 sock_path_fits(const char *);
 
 /* priv.c */

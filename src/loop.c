@@ -26,6 +26,7 @@
 #include "kfcgi.h"
 #include "log.h"
 #include "pool.h"
+#include "status.h"
 
 static void
 pool_signal_cb(int sig, short events UNUSED, void *arg)
@@ -70,6 +71,7 @@ pool_free(struct pool *p, struct event_base *base)
 	evtimer_del(&p->ev_stable);
 	evtimer_del(&p->ev_resume);
 	evtimer_del(&p->ev_grow);
+	status_stop();
 	if (p->pending != -1)
 		close(p->pending);
 	free(p->hash);
@@ -141,6 +143,7 @@ pool_run(const struct config *conf, int listenfd, int nullfd)
 	if ((base = event_init()) == NULL)
 		fatalx("event: cannot initialise");
 	pool_events(p);
+	poolstats_start(p);
 	running = p;
 	log_onfatal(pool_fatal);
 	pool_fill(p);

@@ -26,6 +26,7 @@
 #include "kfcgi.h"
 #include "log.h"
 #include "pool.h"
+#include "status.h"
 
 #define DEFAULT_SOCKPATH	"/var/www/run/httpd.sock"
 #define DEFAULT_JAIL		"/var/www"
@@ -37,9 +38,9 @@ static void __attribute__((__noreturn__))
 usage(void)
 {
 	fprintf(stderr, "usage: kfcgi [-drv] [-l backlog] [-n workers] "
-	    "[-N maxworkers] [-p chroot] [-s sockpath]\n"
-	    "             [-u sockuser] [-U procuser] [-w waittime] "
-	    "prog [arg0 ...]\n");
+	    "[-N maxworkers] [-p chroot] [-S statusaddr]\n"
+	    "             [-s sockpath] [-u sockuser] [-U procuser] "
+	    "[-w waittime] prog [arg0 ...]\n");
 	exit(1);
 }
 
@@ -102,6 +103,13 @@ derive(struct config *c, int nset, int maxset, int backset)
 		c->backlog = 2 * (c->varpool ? c->maxworkers : c->nworkers);
 	if (!sock_path_fits(c->sockpath))
 		badusage("-s: %s: longer than a socket path may be", c->sockpath);
+	if (c->statusaddr == NULL)
+		return;
+	if (!sock_path_fits(c->statusaddr))
+		badusage("-S: %s: longer than a socket path may be",
+		    c->statusaddr);
+	if (strcmp(c->statusaddr, c->sockpath) == 0)
+		badusage("-S: %s: the same as -s", c->statusaddr);
 }
 
 static void
@@ -114,11 +122,12 @@ parse(struct config *c, int argc, char *argv[])
 	c->jail = DEFAULT_JAIL;
 	c->sockpath = DEFAULT_SOCKPATH;
 	c->waittime = DEFAULT_WAITTIME;
+	c->statusfd = -1;
 	/*
 	 * "+": options end at prog, whose own options are its business.
 	 * ":": we word the errors ourselves.
 	 */
-	while ((ch = getopt(argc, argv, "+:drvl:n:N:p:s:u:U:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "+:drvl:n:N:p:S:s:u:U:w:")) != -1) {
 		switch (ch) {
 		case 'd':
 			c->foreground = 1;
@@ -145,6 +154,9 @@ parse(struct config *c, int argc, char *argv[])
 		case 'p':
 			c->jail = optarg;
 			break;
+		case 'S':
+			c->statusaddr = optarg;
+			break;
 		case 's':
 			c->sockpath = optarg;
 			break;
@@ -167,7 +179,8 @@ parse(struct config *c, int argc, char *argv[])
 	if (optind >= argc)
 		badusage("no program given");
 	c->argv = argv + optind;
-	if (*c->jail == '\0' || *c->sockpath == '\0' || *c->argv[0] == '\0')
+	if (*c->jail == '\0' || *c->sockpath == '\0' || *c->argv[0] == '\0' ||
+	    (c->statusaddr != NULL && *c->statusaddr == '\0'))
 		badusage("empty path");
 	if (sockuser != NULL)
 		lookup(&c->sockuser, 'u', sockuser);
@@ -214,6 +227,9 @@ main(int argc, char *argv[])
 	    fcntl(listenfd, F_SETFL, fcntl(listenfd, F_GETFL) | O_NONBLOCK)
 	    == -1)
 		fatal("socket: %s: non-blocking", conf.sockpath);
+	if (conf.statusaddr != NULL)
+		conf.statusfd = sock_open(conf.statusaddr, STATUS_BACKLOG,
+		    &conf.sockuser);
 	nullfd = devnull_open();
 	log_open(1, conf.verbose);
 	if (!conf.foreground)

@@ -79,30 +79,37 @@ sock_clear_stale(const char *path)
 	log_debug("socket: %s: removed stale socket", path);
 }
 
-/* Create, own and listen on the Unix socket of -s. */
+/*
+ * Create, own and listen on a Unix socket at path; owner NULL leaves it
+ * ours.  (For now a path only; TCP addresses come with the -s rework.)
+ */
 int
-sock_listen(const struct config *conf)
+sock_open(const char *path, int backlog, const struct user *owner)
 {
 	struct sockaddr_un	 sun;
 	mode_t			 omask;
 	int			 fd;
 
-	sock_clear_stale(conf->sockpath);
+	sock_clear_stale(path);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		fatal("socket: %s", conf->sockpath);
-	sock_addr(&sun, conf->sockpath);
+		fatal("socket: %s", path);
+	sock_addr(&sun, path);
 	omask = umask(SOCK_UMASK);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
-		fatal("socket: %s: bind", conf->sockpath);
+		fatal("socket: %s: bind", path);
 	umask(omask);
-	if (conf->sockuser.name != NULL &&
-	    lchown(conf->sockpath, conf->sockuser.uid,
-	    conf->sockuser.gid) == -1)
-		fatal("socket: %s: chown to %s", conf->sockpath,
-		    conf->sockuser.name);
-	if (listen(fd, conf->backlog) == -1)
-		fatal("socket: %s: listen", conf->sockpath);
-	log_debug("socket: %s: listening, backlog %d", conf->sockpath,
-	    conf->backlog);
+	if (owner != NULL && owner->name != NULL &&
+	    lchown(path, owner->uid, owner->gid) == -1)
+		fatal("socket: %s: chown to %s", path, owner->name);
+	if (listen(fd, backlog) == -1)
+		fatal("socket: %s: listen", path);
+	log_debug("socket: %s: listening, backlog %d", path, backlog);
 	return fd;
+}
+
+/* Create, own and listen on the Unix socket of -s. */
+int
+sock_listen(const struct config *conf)
+{
+	return sock_open(conf->sockpath, conf->backlog, &conf->sockuser);
 }

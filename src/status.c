@@ -19,7 +19,9 @@
  * HTTP_HEAD_MAX bytes read, one answer of at most STATUS_OUT_MAX bytes,
  * then close.  At most STATUS_MAXCONN at once: a new connection pushes
  * out the oldest one that is not being answered, and when every one is
- * being answered accepting pauses until one ends.  Nothing blocks.
+ * being answered accepting pauses until one ends.  Out of descriptors,
+ * the same; with none to push out, accepting pauses STATUS_PAUSE_MS.
+ * Nothing blocks, nothing spins.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -404,11 +406,20 @@ accept_cb(int fd UNUSED, short events UNUSED, void *arg UNUSED)
 			return;
 		}
 		cfd = accept4(st.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (cfd == -1 && (errno == EINTR || errno == ECONNABORTED))
+			continue;
+		if (cfd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (cfd == -1 && (errno == EMFILE || errno == ENFILE) &&
+		    !TAILQ_EMPTY(&st.evictable)) {
+			/* Our descriptors are the limit: make room. */
+			log_debug("status: out of descriptors: closing the "
+			    "oldest connection");
+			conn_close(TAILQ_FIRST(&st.evictable));
+			continue;
+		}
 		if (cfd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				accept_failed();
+			accept_failed();
 			return;
 		}
 		if (st.nconn >= STATUS_MAXCONN) {

@@ -334,17 +334,21 @@ def test_bad_requests_answered(kfcgi, req, code):
     assert kfcgi.running()
 
 
-def test_endless_headers_cut_at_8k(kfcgi):
+@pytest.mark.parametrize("first,more", [
+    (b"X-Endless: ", b"z" * 64),                       # one endless line
+    (b"", b"X-Endless: " + b"z" * 50 + b"\r\n"),        # endless lines
+], ids=["line", "lines"])
+def test_endless_headers_cut(kfcgi, first, more):
     path = start(kfcgi, ["-r", "-n", "1"])
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(5)
     s.connect(path)
     sent = 0
-    s.sendall(b"GET /status HTTP/1.1\r\nHost: a\r\n")
+    s.sendall(b"GET /status HTTP/1.1\r\nHost: a\r\n" + first)
     try:
         while sent < 1 << 20:
-            s.sendall(b"X-Endless: " + b"z" * 50 + b"\r\n")
-            sent += 63
+            s.sendall(more)
+            sent += len(more)
     except (BrokenPipeError, ConnectionResetError):
         pass
     data = b""
@@ -476,3 +480,65 @@ def test_status_socket_in_use(kfcgi_factory):
     assert r.rc == 1, r
     assert "in use by another process" in r.stderr, r
     assert status(path)["live"] == 1
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors(kfcgi):
+    """With few descriptors left, new status connections push out old
+    ones instead of failing, and nothing spins."""
+    import resource
+
+    def few_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+    path = start(kfcgi, ["-n", "1"], preexec_fn=few_fds)
+    kfcgi.wait_workers(1)
+    room = 24 - len(fds(kfcgi.pid))
+    assert 2 < room < 20, fds(kfcgi.pid)
+    silent = partial_requests(path, room + 10, b"")
+    try:
+        cpu = cpu_seconds(kfcgi.pid)
+        time.sleep(1)
+        assert cpu_seconds(kfcgi.pid) - cpu < 0.2, "kfcgi spins"
+        t0 = time.monotonic()
+        assert status(path)["live"] == 1
+        assert time.monotonic() - t0 < 1.0
+        assert len(fds(kfcgi.pid)) <= 24
+    finally:
+        for s in silent:
+            s.close()
+    assert kfcgi.request(query="").status == 200
+
+
+def test_no_descriptor_left(kfcgi_factory):
+    """Not one descriptor to accept with: accepting pauses and retries,
+    with one warning, instead of spinning on a readable socket."""
+    import resource
+    probe = kfcgi_factory()
+    start(probe, ["-n", "1"])
+    probe.wait_workers(1)
+    base = len(fds(probe.pid))
+    probe.stop()
+
+    def no_room():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (base, base))
+    k = kfcgi_factory()
+    path = start(k, ["-n", "1"], preexec_fn=no_room, probe="listen")
+    k.wait_workers(1)
+    assert len(fds(k.pid)) == base, fds(k.pid)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.send(b"GET /status HTTP/1.0\r\n\r\n")
+    try:
+        cpu = cpu_seconds(k.pid)
+        time.sleep(1)
+        assert cpu_seconds(k.pid) - cpu < 0.2, "kfcgi spins"
+        assert k.log().count("status: accept: Too many open files") == 1, \
+            k.log()
+    finally:
+        s.close()
+    assert k.running()

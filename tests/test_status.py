@@ -296,11 +296,11 @@ def test_answers_while_every_worker_is_busy(kfcgi):
     time.sleep(0.2)
     t0 = time.monotonic()
     doc = status(path)
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 2.0   # the workers hold theirs 4 s
     assert doc["busy"] == 2 and doc["idle"] == 0 and doc["live"] == 2, doc
     t0 = time.monotonic()
     out = curl(path, "http://localhost/metrics")
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 2.0
     assert metric(parse_metrics(out), "kfcgi_workers_busy") == 2
     settle(jobs + [waiting])
 
@@ -376,7 +376,7 @@ def test_idle_connection_closed_after_5s(kfcgi):
     assert s.recv(100) == b""
     took = time.monotonic() - t0
     s.close()
-    assert 4.0 < took < 7.0, took
+    assert 4.5 < took < 9.0, took
 
 
 def test_many_silent_and_slow_clients(kfcgi):
@@ -409,7 +409,7 @@ def test_many_silent_and_slow_clients(kfcgi):
         assert refused < 50, refused
         t0 = time.monotonic()
         doc = status(path)
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 2.0
         assert doc["live"] == 1
         # Bounded: no more than the connection limit is held open.
         assert len(fds(kfcgi.pid)) <= base + 32 + 2, len(fds(kfcgi.pid))
@@ -503,10 +503,10 @@ def test_out_of_descriptors(kfcgi):
     try:
         cpu = cpu_seconds(kfcgi.pid)
         time.sleep(1)
-        assert cpu_seconds(kfcgi.pid) - cpu < 0.2, "kfcgi spins"
+        assert cpu_seconds(kfcgi.pid) - cpu < 0.3, "kfcgi spins"
         t0 = time.monotonic()
         assert status(path)["live"] == 1
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 2.0
         assert len(fds(kfcgi.pid)) <= 24
     finally:
         for s in silent:
@@ -536,7 +536,7 @@ def test_no_descriptor_left(kfcgi_factory):
     try:
         cpu = cpu_seconds(k.pid)
         time.sleep(1)
-        assert cpu_seconds(k.pid) - cpu < 0.2, "kfcgi spins"
+        assert cpu_seconds(k.pid) - cpu < 0.3, "kfcgi spins"
         assert k.log().count("status: accept: Too many open files") == 1, \
             k.log()
     finally:

@@ -542,3 +542,119 @@ def test_no_descriptor_left(kfcgi_factory):
     finally:
         s.close()
     assert k.running()
+
+
+# --------------------------------------------------- a real Prometheus ---
+
+def tcp_to_unix(path):
+    """A TCP port on 127.0.0.1 that forwards each connection to the Unix
+    socket at path (Prometheus scrapes TCP only); returns (port, stop)."""
+    import selectors
+    import threading
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.settimeout(0.2)
+    done = threading.Event()
+
+    def pump(a, b):
+        sel = selectors.DefaultSelector()
+        sel.register(a, selectors.EVENT_READ, b)
+        sel.register(b, selectors.EVENT_READ, a)
+        open_ = 2
+        while open_ and not done.is_set():
+            for key, _ in sel.select(0.2):
+                data = key.fileobj.recv(65536)
+                if data:
+                    key.data.sendall(data)
+                    continue
+                sel.unregister(key.fileobj)
+                open_ -= 1
+                try:
+                    key.data.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        a.close()
+        b.close()
+
+    def serve():
+        while not done.is_set():
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                continue
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            u.connect(path)
+            threading.Thread(target=pump, args=(c, u), daemon=True).start()
+        lsock.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return lsock.getsockname()[1], done.set
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prom_api(port, what):
+    import urllib.parse
+    import urllib.request
+    what = urllib.parse.quote(what, safe="/?=")
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/%s" %
+                                (port, what), timeout=5) as r:
+        return json.load(r)["data"]
+
+
+@pytest.mark.time_limit(60)
+def test_prometheus_scrapes_it(kfcgi, sockdir):
+    if shutil.which("prometheus") is None:
+        pytest.skip("Debian package prometheus is not installed")
+    path = start(kfcgi, ["-r", "-n", "2", "-N", "4"])
+    kfcgi.wait_workers(2)
+    if shutil.which("promtool"):
+        r = subprocess.run(["promtool", "check", "metrics"],
+                           input=get(path, "/metrics").body,
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r
+    port, stop_proxy = tcp_to_unix(path)
+    web = free_port()
+    conf = os.path.join(sockdir, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n"
+                "scrape_configs:\n  - job_name: kfcgi\n"
+                "    static_configs:\n"
+                "      - targets: ['127.0.0.1:%d']\n" % port)
+    log = open(os.path.join(sockdir, "prometheus.log"), "wb")
+    prom = subprocess.Popen(
+        ["prometheus", "--config.file=" + conf,
+         "--storage.tsdb.path=" + os.path.join(sockdir, "tsdb"),
+         "--web.listen-address=127.0.0.1:%d" % web],
+        stdout=log, stderr=log, cwd=sockdir)
+    try:
+        def scraped():
+            try:
+                ts = prom_api(web, "targets")["activeTargets"]
+            except OSError:
+                return None
+            return ts and ts[0]["health"] == "up" and ts[0]
+
+        target = wait_for(scraped, 30, 0.2)
+        assert target, open(log.name).read()[-3000:]
+        assert target["lastError"] == "", target
+
+        def value(q):
+            res = prom_api(web, "query?query=" + q)["result"]
+            return res and float(res[0]["value"][1])
+        assert wait_for(lambda: value("kfcgi_workers") == 2, 10)
+        assert value("kfcgi_config_max_workers") == 4
+        assert wait_for(lambda: value(
+            'count(kfcgi_worker_state{state="idle"})') == 2, 10)
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(10)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+        log.close()
+        stop_proxy()

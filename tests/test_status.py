@@ -445,6 +445,23 @@ def test_status_when_detached(kfcgi):
     assert status(path)["live"] == 2
 
 
+@pytest.mark.needs_root
+def test_status_outside_the_jail_owned_by_u(kfcgi, jail):
+    """The socket is made before the jail, owned as -s is; the manager
+    answers from inside the jail, unprivileged."""
+    from conftest import user
+    uid, gid = user("nobody")
+    path = start(kfcgi, ["-r", "-n", "2", "-p", jail(), "-u", "nobody",
+                         "-U", "nobody"], prog="/testworker")
+    kfcgi.wait_workers(2)
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
+    assert (st.st_uid, st.st_gid) == (uid, gid)
+    assert os.readlink("/proc/%d/root" % kfcgi.pid) != "/"
+    doc = status(path)
+    assert doc["live"] == 2 and doc["pool"] == "variable", doc
+
+
 @pytest.mark.parametrize("value,says", [
     ("", "empty path"),
     ("/tmp/" + "s" * 120, "-S: /tmp/sss"),

@@ -226,10 +226,10 @@ conn_answer(struct sconn *c, enum http_result rc)
 	int		 code = http_status(rc), head = 0;
 
 	sbuf_init(&c->body, STATUS_OUT_MAX);
-	if (code == 200) {
-		head = c->req.method == HTTP_HEAD;
+	/* Past the request line, the method is known even if the rest fails. */
+	head = c->req.lines > 0 && c->req.method == HTTP_HEAD;
+	if (code == 200)
 		type = conn_route(c, &code);
-	}
 	if (c->body.failed) {
 		log_warnx("status: answer: too large or out of memory");
 		sbuf_free(&c->body);

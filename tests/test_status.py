@@ -230,6 +230,11 @@ def test_curl_metrics_status_head_404(kfcgi):
     assert int(length) > 100, head
     a = get(path, "/status", method="HEAD")
     assert a.code == 200 and a.body == b"", a
+    a = get(path, "/nothing", method="HEAD")
+    assert a.code == 404 and a.body == b"", a
+    a = Answer(raw(path, b"HEAD / HTTP/1.1\r\n\r\n"))      # no Host
+    assert a.code == 400 and a.body == b"", a
+    assert int(a.headers["content-length"]) > 0, a
 
     out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w",
                           "%{http_code}", "--unix-socket", path,

@@ -72,6 +72,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = http_parse(&whole, buf, size);
 	if (rc != HTTP_MORE && rc != HTTP_DONE && http_status(rc) < 400)
 		abort();
+	if (http_reason(http_status(rc)) == NULL)
+		abort();
 	if (rc == HTTP_DONE)
 		check_done(&whole, buf, size);
 	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {

@@ -29,9 +29,10 @@ PROG	 = kfcgi
 SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/spawn.c src/guard.c src/signame.c src/fdpass.c src/cookie.c \
 	   src/clock.c src/worker.c src/crash.c src/policy.c src/pool.c \
-	   src/dispatch.c src/loop.c src/output.c src/notify.c src/pidfile.c
+	   src/dispatch.c src/loop.c src/output.c src/notify.c src/pidfile.c \
+	   src/http.c src/status.c src/statusfmt.c src/poolstats.c
 HDRS	 = src/kfcgi.h src/log.h src/worker.h src/crash.h src/pool.h \
-	   src/dispatch.h src/output.h
+	   src/dispatch.h src/output.h src/http.h src/stats.h src/status.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a
@@ -39,7 +40,8 @@ LIBSRCS	 = lib/kfcgi_worker.c lib/kfcgi_request.c
 LIBOBJS	 = $(LIBSRCS:.c=.o)
 
 EXAMPLE	 = examples/hello examples/hello-static
-TESTBINS = tests/testworker tests/libfcgi-worker tests/unit bench/fcgiload
+TESTBINS = tests/testworker tests/libfcgi-worker tests/unit tests/unit-status \
+	   bench/fcgiload
 
 all: $(PROG) $(LIB) $(EXAMPLE)
 
@@ -79,12 +81,18 @@ tests/libfcgi-worker: tests/libfcgi-worker.c
 # The pure pieces, without processes: state machine, policies, channel.
 UNITSRCS = src/crash.c src/policy.c src/worker.c src/fdpass.c \
 	   src/cookie.c src/signame.c src/log.c
-tests/unit: tests/unit.c $(UNITSRCS) $(HDRS)
+tests/unit: tests/unit.c tests/check.h $(UNITSRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(EVENT_CFLAGS) -Isrc -o $@ tests/unit.c \
 	    $(UNITSRCS)
 
+tests/unit-status: tests/unit-status.c tests/check.h src/http.c src/statusfmt.c \
+    $(HDRS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit-status.c \
+	    src/http.c src/statusfmt.c src/signame.c
+
 check: all $(TESTBINS)
 	./tests/unit
+	./tests/unit-status
 	sh tests/run-pytest.sh
 
 # Not a test: builds the load generator and prints a table of numbers.
@@ -95,6 +103,23 @@ bench: all tests/testworker bench/fcgiload
 	bash bench/run.sh
 
 .PHONY: bench
+
+# Not a test either: fuzz the status listener's HTTP parser with
+# libFuzzer for FUZZTIME seconds (clang; libclang-rt-14-dev on Debian).
+FUZZCC	?= clang
+FUZZTIME ?= 60
+tests/fuzz_http: tests/fuzz_http.c src/http.c src/http.h
+	$(FUZZCC) -std=c11 -D_GNU_SOURCE -g -O1 \
+	    -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -Isrc -o $@ tests/fuzz_http.c \
+	    src/http.c
+
+fuzz: tests/fuzz_http
+	mkdir -p tests/fuzz-corpus
+	./tests/fuzz_http -max_total_time=$(FUZZTIME) -max_len=9000 \
+	    tests/fuzz-corpus tests/fuzz-seeds
+
+.PHONY: fuzz
 
 lint:
 	mandoc -Tlint -Wwarning man/kfcgi.8 lib/kfcgi_worker.3
@@ -114,7 +139,8 @@ install: all
 	chmod 0644 $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
 
 clean:
-	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS)
+	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS) \
+	    tests/fuzz_http
 	rm -rf tests/__pycache__ .pytest_cache
 
 .PHONY: all check lint install clean

@@ -55,6 +55,8 @@ struct config {
 	int		 killsig;	/* -k */
 	int		 timeout;	/* -t, seconds, 0: none */
 	int		 maxreqs;	/* -m, 0: never recycle */
+	const char	*statusaddr;	/* -S, NULL: no status listener */
+	int		 statusfd;	/* its listening socket, or -1 */
 	char		*const *argv;	/* prog and its arguments */
 };
 

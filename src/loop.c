@@ -23,6 +23,7 @@
 #include "log.h"
 #include "dispatch.h"
 #include "pool.h"
+#include "status.h"
 
 /*
  * What each signal means.  Signals are events handled in the loop
@@ -198,6 +199,7 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 	pool_start(&l->pool);
 	if (conf->varpool)
 		dispatch_start(&l->dispatch);
+	poolstats_start(&l->pool, conf->varpool ? &l->dispatch : NULL);
 	daemon_ready(nullfd);
 	notify_ready(loop_status, l);
 	log_info("start: %d workers of %s%s", pool_live(&l->pool),
@@ -208,6 +210,7 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 	running = NULL;
 	for (i = 0; i < NHANDLED; i++)
 		signal_del(&l->ev_sig[i]);
+	status_stop();
 	if (conf->varpool)
 		dispatch_free(&l->dispatch);
 	pool_free(&l->pool);

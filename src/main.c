@@ -27,6 +27,7 @@
 
 #include "kfcgi.h"
 #include "log.h"
+#include "status.h"
 
 #define DEFAULT_SOCKPATH	"/var/www/run/httpd.sock"
 #define DEFAULT_JAIL		"/var/www"
@@ -43,8 +44,8 @@ usage(void)
 	fprintf(stderr, "usage: kfcgi [-drv] [-g grace] [-k signal] "
 	    "[-l backlog] [-m maxrequests]\n"
 	    "             [-n workers] [-N maxworkers] [-P pidfile] "
-	    "[-p chroot] [-s sockpath]\n"
-	    "             [-t timeout] [-u sockuser] [-U procuser] "
+	    "[-p chroot] [-S statusaddr]\n"
+	    "             [-s sockpath] [-t timeout] [-u sockuser] [-U procuser] "
 	    "[-w waittime] prog [arg0 ...]\n");
 	exit(1);
 }
@@ -112,6 +113,12 @@ derive(struct config *c, int nset, int maxset, int backset)
 	if (c->sockuser.name != NULL && sock_is_tcp(c->sockpath))
 		badusage("-u: %s: only for a Unix socket, %s is TCP",
 		    c->sockuser.name, c->sockpath);
+	if (c->statusaddr == NULL)
+		return;
+	if ((why = sock_spec_check(c->statusaddr)) != NULL)
+		badusage("-S: %s: %s", c->statusaddr, why);
+	if (strcmp(c->statusaddr, c->sockpath) == 0)
+		badusage("-S: %s: the same as -s", c->statusaddr);
 }
 
 static void
@@ -127,11 +134,12 @@ parse(struct config *c, int argc, char *argv[])
 	c->waittime = DEFAULT_WAITTIME;
 	c->grace = DEFAULT_GRACE;
 	c->killsig = SIGTERM;
+	c->statusfd = -1;
 	/*
 	 * "+": options end at prog, whose own options are its business.
 	 * ":": we word the errors ourselves.
 	 */
-	while ((ch = getopt(argc, argv, "+:dg:k:l:m:n:N:P:p:rs:t:u:U:vw:")) != -1) {
+	while ((ch = getopt(argc, argv, "+:dg:k:l:m:n:N:P:p:rS:s:t:u:U:vw:")) != -1) {
 		switch (ch) {
 		case 'd':
 			c->foreground = 1;
@@ -177,6 +185,9 @@ parse(struct config *c, int argc, char *argv[])
 		case 'p':
 			c->jail = optarg;
 			break;
+		case 'S':
+			c->statusaddr = optarg;
+			break;
 		case 's':
 			c->sockpath = optarg;
 			break;
@@ -200,7 +211,8 @@ parse(struct config *c, int argc, char *argv[])
 		badusage("no program given");
 	c->argv = argv + optind;
 	if (*c->jail == '\0' || *c->sockpath == '\0' || *c->argv[0] == '\0' ||
-	    (c->pidfile != NULL && *c->pidfile == '\0'))
+	    (c->pidfile != NULL && *c->pidfile == '\0') ||
+	    (c->statusaddr != NULL && *c->statusaddr == '\0'))
 		badusage("empty path");
 	if (sockuser != NULL)
 		lookup(&c->sockuser, 'u', sockuser);
@@ -272,6 +284,9 @@ main(int argc, char *argv[])
 	    fcntl(listenfd, F_SETFL, fcntl(listenfd, F_GETFL) | O_NONBLOCK)
 	    == -1)
 		fatal("socket: %s: non-blocking", conf.sockpath);
+	if (conf.statusaddr != NULL)
+		conf.statusfd = sock_open(conf.statusaddr, STATUS_BACKLOG,
+		    &conf.sockuser);
 	nullfd = devnull_open();
 	log_open(1, conf.verbose);
 	notify_open();

@@ -342,11 +342,19 @@ pool_spawn(struct pool *p)
 	return w;
 }
 
-/* Keep -n workers: replace the dead, start the first ones. */
+/*
+ * Keep -n workers: replace the dead, start the first ones.  In a crash
+ * loop (from its second round on) one worker at a time tries its luck:
+ * the pool fills up again once the program has been seen working.
+ */
 void
 pool_fill(struct pool *p)
 {
-	while (!p->stopping && pool_live(p) < p->conf->nworkers)
+	int	 want = p->conf->nworkers;
+
+	if (p->crash.streak >= 2 && want > 1)
+		want = 1;
+	while (!p->stopping && pool_live(p) < want)
 		if (pool_spawn(p) == NULL)
 			return;
 }
@@ -404,9 +412,11 @@ pool_stable_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct pool	*p = arg;
 
-	if (crash_settled(&p->crash, clock_ms()))
-		log_info("program: %s: workers start again",
-		    p->conf->argv[0]);
+	if (!crash_settled(&p->crash, clock_ms()))
+		return;
+	log_info("program: %s: workers start again", p->conf->argv[0]);
+	pool_fill(p);
+	p->hooks.freed(p->hooks.arg);
 }
 
 static void

@@ -363,7 +363,7 @@ def kill_quiet(pid, sig=signal.SIGKILL):
 
 def _has_opt(args, letter):
     """Whether the kfcgi options in args contain -<letter> (getopt-ish)."""
-    takes = set("lnNPpsuUw")
+    takes = set("lnNPpSsuUwgktm")
     i = 0
     while i < len(args):
         a = args[i]

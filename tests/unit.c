@@ -29,21 +29,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "kfcgi.h"
 #include "crash.h"
 #include "pool.h"
 #include "worker.h"
-
-static int	 failures, checks;
-
-#define CHECK(cond) do {						\
-	checks++;							\
-	if (!(cond)) {							\
-		failures++;						\
-		fprintf(stderr, "%s:%d: failed: %s\n", __FILE__,	\
-		    __LINE__, #cond);					\
-	}								\
-} while (0)
 
 static void
 test_backoff(void)

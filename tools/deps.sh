@@ -8,8 +8,8 @@ what=${1:-test}
 
 # The C compiler and make are assumed to be present already.
 demo_pkgs="libevent-dev pkg-config libfcgi-bin"
-test_pkgs="$demo_pkgs libfcgi-dev python3 python3-pytest nginx-light \
-php-cgi mandoc"
+test_pkgs="$demo_pkgs libfcgi-dev python3 python3-pytest nginx-light curl \
+php-cgi mandoc prometheus"
 
 case $what in
 demo)	want=$demo_pkgs ;;
@@ -65,4 +65,9 @@ if [ -z "$nginx_before" ] && [ -n "$nginx_after" ]; then
 	service nginx stop >/dev/null 2>&1 || true
 	kill "$nginx_after" 2>/dev/null || true
 fi
+
+# Likewise the prometheus service (the status listener's test runs its own).
+case " $missing " in
+*" prometheus "*) service prometheus stop >/dev/null 2>&1 || true ;;
+esac
 exit 0

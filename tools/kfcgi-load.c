@@ -137,6 +137,15 @@ struct	load {
 	struct conn	*answer;	/* single: the connection answered */
 };
 
+/* Options that only main() needs. */
+struct	args {
+	const char	*query;		/* -q */
+	long long	 secs;		/* -d */
+	long long	 conns;		/* -c */
+	long long	 tmo;		/* -t */
+	int		 headers;	/* -H */
+};
+
 static unsigned char	reqbuf[REQ_MAX];
 static size_t		reqlen;
 static const char	*params[MAX_PARAMS][2];
@@ -159,6 +168,7 @@ static void	addr_unix(struct load *, const char *);
 static void	addr_inet(struct load *, const char *);
 static void	addr_set(struct load *, const char *);
 static void	load_init(struct load *, size_t);
+static void	load_free(struct load *);
 static void	conn_close(struct conn *);
 static void	conn_fail(struct load *, struct conn *, enum fail, int);
 static void	lat_add(struct load *, uint64_t);
@@ -188,6 +198,7 @@ static uint32_t	percentile(const struct load *, unsigned int);
 static long long errors(const struct load *);
 static void	report(struct load *, uint64_t);
 static int	single_report(struct load *, const char *, int);
+static const char *options(struct load *, struct args *, int, char *[]);
 
 /* One line on standard error, then exit 2: a usage or set-up problem. */
 static void
@@ -453,6 +464,20 @@ load_init(struct load *l, size_t nconns)
 	}
 	l->latcap = 4096;
 	l->lat = xmalloc(l->latcap * sizeof(*l->lat));
+}
+
+static void
+load_free(struct load *l)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->nconns; i++) {
+		conn_close(&l->conns[i]);
+		free(l->conns[i].out);
+	}
+	free(l->conns);
+	free(l->pfd);
+	free(l->lat);
 }
 
 static void
@@ -923,47 +948,43 @@ single_report(struct load *l, const char *addr, int headers)
 	return 0;
 }
 
-int
-main(int argc, char *argv[])
+/* The command line, less the address; returns the address. */
+static const char *
+options(struct load *l, struct args *a, int argc, char *argv[])
 {
-	struct load	 l;
-	const char	*query = "";
-	char		 opt[3] = "-?";
-	long long	 secs = DEF_SECONDS, conns = 1, tmo = DEF_SECONDS;
-	int		 ch, headers = 0;
+	char	 opt[3] = "-?";
+	int	 ch;
 
-	memset(&l, 0, sizeof(l));
-	l.single = 1;
 	opterr = 0;
 	while ((ch = getopt(argc, argv, ":c:d:e:Hn:q:t:v")) != -1) {
 		opt[1] = (char)optopt;
 		switch (ch) {
 		case 'c':
-			conns = num(optarg, 1, MAX_CONNS, "-c");
-			l.single = 0;
+			a->conns = num(optarg, 1, MAX_CONNS, "-c");
+			l->single = 0;
 			break;
 		case 'd':
-			secs = num(optarg, 1, MAX_SECONDS, "-d");
-			l.single = 0;
+			a->secs = num(optarg, 1, MAX_SECONDS, "-d");
+			l->single = 0;
 			break;
 		case 'e':
 			param_arg(optarg);
 			break;
 		case 'H':
-			headers = 1;
+			a->headers = 1;
 			break;
 		case 'n':
-			l.limit = num(optarg, 1, LLONG_MAX, "-n");
-			l.single = 0;
+			l->limit = num(optarg, 1, LLONG_MAX, "-n");
+			l->single = 0;
 			break;
 		case 'q':
-			query = optarg;
+			a->query = optarg;
 			break;
 		case 't':
-			tmo = num(optarg, 1, MAX_SECONDS, "-t");
+			a->tmo = num(optarg, 1, MAX_SECONDS, "-t");
 			break;
 		case 'v':
-			l.verbose = 1;
+			l->verbose = 1;
 			break;
 		case ':':
 			die("%s: missing argument", opt);
@@ -971,28 +992,46 @@ main(int argc, char *argv[])
 			die("%s: unknown option", opt);
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc == 0)
+	if (argc - optind == 0)
 		die("no address given");
-	if (argc > 1)
-		die("%s: one address only", argv[1]);
+	if (argc - optind > 1)
+		die("%s: one address only", argv[optind + 1]);
+	return argv[optind];
+}
 
+int
+main(int argc, char *argv[])
+{
+	struct load	 l;
+	struct args	 a = { "", DEF_SECONDS, 1, DEF_SECONDS, 0 };
+	const char	*addr;
+	int		 rc;
+
+	memset(&l, 0, sizeof(l));
+	l.single = 1;
+	addr = options(&l, &a, argc, argv);
 	signal(SIGPIPE, SIG_IGN);
-	addr_set(&l, argv[0]);
-	build_params(query);
+	addr_set(&l, addr);
+	build_params(a.query);
 	request_build();
-	if (l.single)
-		conns = 1, secs = tmo;
-	l.timeout = (uint64_t)tmo * NS;
-	load_init(&l, (size_t)conns);
+	if (l.single) {
+		a.conns = 1;
+		a.secs = a.tmo;
+	}
+	l.timeout = (uint64_t)a.tmo * NS;
+	load_init(&l, (size_t)a.conns);
 	l.begin = now_ns();
-	l.deadline = l.begin + (uint64_t)secs * NS;
+	l.deadline = l.begin + (uint64_t)a.secs * NS;
 	run(&l);
 	if (l.single)
-		return single_report(&l, argv[0], headers);
-	report(&l, now_ns());
-	if (l.limit > 0)
-		return l.ok == l.limit ? 0 : 1;
-	return l.ok > 0 ? 0 : 1;
+		rc = single_report(&l, addr, a.headers);
+	else {
+		report(&l, now_ns());
+		if (l.limit > 0)
+			rc = l.ok == l.limit ? 0 : 1;
+		else
+			rc = l.ok > 0 ? 0 : 1;
+	}
+	load_free(&l);
+	return rc;
 }

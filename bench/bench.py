@@ -506,7 +506,7 @@ def versions():
             line = (r.stdout + r.stderr).splitlines()[0]
         except (OSError, IndexError):
             line = argv[0] + ": missing"
-        out.append(line.split(" - ")[0].strip())
+        out.append(line.split(" - ")[0].split(" Copyright")[0].strip())
     return "; ".join(out)
 
 
@@ -543,6 +543,8 @@ def pool_table(rep, res, title):
     rep.add()
     rep.add("Commands (%s):" % title)
     rep.add()
+    rep.add("    kfcgi-load -c %d -d %d $TMP/s.sock     # the load, against "
+            "each of:" % (CONNS, SECS))
     for s in res.values():
         rep.add("    " + s["argv"])
     rep.add()
@@ -688,8 +690,9 @@ def report(results, started, elapsed):
                     b["last"], ", ".join(fmt(x["last"]) for x in
                                          b["burst_runs"]), tgt_last,
                     verdict(b["last"] <= tgt_last)))
-        rep.add("| manager CPU during the burst | %.0f | | | |" %
-                b["cpu_ms"])
+        rep.add("| manager CPU during the burst | %s | | | |" %
+                ("%.0f" % b["cpu_ms"] if b["cpu_ms"] > 0 else
+                 "< %.0f (one tick)" % (1000 / TCK)))
         rep.add()
         rep.add("Ratio, time to 64 workers / 64 serial spawns, median of "
                 "each repeat's: %.2f (target <= 0.6).  Answered: at least "
@@ -719,8 +722,9 @@ def report(results, started, elapsed):
         rep.add("nginx-light (one worker process, `fastcgi_pass unix:`, a "
                 "new FastCGI connection per request, config generated in "
                 "$TMP, loopback port) loaded by `wrk -t 1 -c %d -d %ds "
-                "--latency`, worker examples/hello, %d workers." %
-                (CONNS, SECS, n))
+                "--latency http://127.0.0.1:PORT/`, worker examples/hello, "
+                "%d workers; the configuration is NGINX_CONF in "
+                "bench/bench.py." % (CONNS, SECS, n))
         rep.add()
         rep.add("| pool | req/s (median) | req/s (min-max) | p50 us | p99 us "
                 "| manager CPU us/req | errors |")

@@ -3,6 +3,7 @@
 PREFIX	?= /usr/local
 DESTDIR	?=
 SBINDIR	 = $(PREFIX)/sbin
+BINDIR	 = $(PREFIX)/bin
 LIBDIR	 = $(PREFIX)/lib
 INCDIR	 = $(PREFIX)/include
 MANDIR	 = $(PREFIX)/share/man
@@ -40,10 +41,11 @@ LIBSRCS	 = lib/kfcgi_worker.c lib/kfcgi_request.c
 LIBOBJS	 = $(LIBSRCS:.c=.o)
 
 EXAMPLE	 = examples/hello examples/hello-static
-TESTBINS = tests/testworker tests/libfcgi-worker tests/unit tests/unit-status \
-	   bench/fcgiload
+LOADPROG = kfcgi-load
+TESTBINS = tests/testworker tests/libfcgi-worker tests/unit tests/unit-status
+BENCHBINS = bench/floor bench/spawn64
 
-all: $(PROG) $(LIB) $(EXAMPLE)
+all: $(PROG) $(LIB) $(EXAMPLE) $(LOADPROG)
 
 $(PROG): $(OBJS)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS)
@@ -57,6 +59,9 @@ lib/%.o: lib/%.c lib/kfcgi_worker.h
 $(LIB): $(LIBOBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIBOBJS)
+
+$(LOADPROG): tools/kfcgi-load.c
+	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ tools/kfcgi-load.c
 
 examples/hello: examples/hello.c $(LIB)
 	$(CC) $(CFLAGS) $(SANFLAGS) -Ilib -o $@ examples/hello.c $(LIB)
@@ -95,12 +100,16 @@ check: all $(TESTBINS)
 	./tests/unit-status
 	sh tests/run-pytest.sh
 
-# Not a test: builds the load generator and prints a table of numbers.
-bench/fcgiload: bench/fcgiload.c
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/fcgiload.c
+# Not a test: measures, prints a table and writes BENCHMARKS.md.  Build
+# without SANITIZE.  See bench/run.sh for knobs that shorten it.
+bench/floor: bench/floor.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/floor.c
 
-bench: all tests/testworker bench/fcgiload
-	bash bench/run.sh
+bench/spawn64: bench/spawn64.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/spawn64.c
+
+bench: all tests/testworker tests/libfcgi-worker $(BENCHBINS)
+	sh bench/run.sh --write
 
 .PHONY: bench
 
@@ -122,13 +131,16 @@ fuzz: tests/fuzz_http
 .PHONY: fuzz
 
 lint:
-	mandoc -Tlint -Wwarning man/kfcgi.8 lib/kfcgi_worker.3
+	mandoc -Tlint -Wwarning man/kfcgi.8 man/kfcgi-load.1 \
+	    lib/kfcgi_worker.3
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
-	    $(DESTDIR)$(PCDIR)
+	    $(DESTDIR)$(PCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 0755 $(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
+	install -m 0755 $(LOADPROG) $(DESTDIR)$(BINDIR)/$(LOADPROG)
+	install -m 0644 man/kfcgi-load.1 $(DESTDIR)$(MANDIR)/man1/kfcgi-load.1
 	install -m 0644 man/kfcgi.8 $(DESTDIR)$(MANDIR)/man8/kfcgi.8
 	install -m 0644 lib/kfcgi_worker.3 $(DESTDIR)$(MANDIR)/man3/kfcgi_worker.3
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libkfcgi_worker.a
@@ -140,7 +152,7 @@ install: all
 
 clean:
 	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS) \
-	    tests/fuzz_http
+	    tests/fuzz_http $(LOADPROG) $(BENCHBINS)
 	rm -rf tests/__pycache__ .pytest_cache
 
 .PHONY: all check lint install clean

@@ -47,6 +47,7 @@ BINARIES = {
     "testworker": os.path.join(ROOT, "tests", "testworker"),
     "hello": os.path.join(ROOT, "examples", "hello"),
     "libfcgi_worker": os.path.join(ROOT, "tests", "libfcgi-worker"),
+    "kfcgi_load": os.path.join(ROOT, "kfcgi-load"),
 }
 
 

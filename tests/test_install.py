@@ -22,7 +22,9 @@ def test_install_layout_and_pkgconfig(tmp_path):
     base = dest / "opt" / "kf"
     want = {
         "sbin/kfcgi": 0o755,
+        "bin/kfcgi-load": 0o755,
         "share/man/man8/kfcgi.8": 0o644,
+        "share/man/man1/kfcgi-load.1": 0o644,
         "share/man/man3/kfcgi_worker.3": 0o644,
         "lib/libkfcgi_worker.a": 0o644,
         "include/kfcgi_worker.h": 0o644,

@@ -221,8 +221,7 @@ def test_no_growth_while_workers_keep_answering(kfcgi, bins):
     """Eight clients of fast requests need no more than a few workers:
     the pool grows only when no worker has answered for a while (it used
     to grow to 40-64 here)."""
-    load = os.path.join(os.path.dirname(bins.need("hello")), "..", "bench",
-                        "fcgiload")
+    load = bins.need("kfcgi_load")
     kfcgi.start(["-r", "-n", "2", "-N", "32"], prog=bins.need("hello"))
     kfcgi.wait_workers(2)
     s = Sampler(kfcgi.workers, interval=0.05)

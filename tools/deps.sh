@@ -9,7 +9,7 @@ what=${1:-test}
 # The C compiler and make are assumed to be present already.
 demo_pkgs="libevent-dev pkg-config libfcgi-bin"
 test_pkgs="$demo_pkgs libfcgi-dev python3 python3-pytest nginx-light curl \
-php-cgi mandoc prometheus"
+php-cgi mandoc prometheus wrk spawn-fcgi multiwatch"
 
 case $what in
 demo)	want=$demo_pkgs ;;

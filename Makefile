@@ -28,8 +28,10 @@ EVENT_LIBS   != pkg-config --libs libevent_core 2>/dev/null || echo -levent_core
 PROG	 = kfcgi
 SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/spawn.c src/fdpass.c src/cookie.c src/backoff.c src/clock.c \
-	   src/worker.c src/pool.c src/dispatch.c src/loop.c
-HDRS	 = src/kfcgi.h src/log.h src/pool.h
+	   src/worker.c src/pool.c src/dispatch.c src/loop.c \
+	   src/qdepth.c src/idle.c src/elastic.c
+HDRS	 = src/kfcgi.h src/log.h src/pool.h src/qdepth.h src/idle.h \
+	   src/elastic.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a
@@ -37,7 +39,8 @@ LIBSRCS	 = lib/kfcgi_worker.c lib/kfcgi_request.c
 LIBOBJS	 = $(LIBSRCS:.c=.o)
 
 EXAMPLE	 = examples/hello
-TESTBINS = tests/testworker tests/libfcgi-worker tests/unit bench/fcgiload
+TESTBINS = tests/testworker tests/libfcgi-worker tests/unit bench/fcgiload \
+	   tests/elastic_unit tests/probe
 
 all: $(PROG) $(LIB) $(EXAMPLE)
 
@@ -67,12 +70,22 @@ tests/testworker: tests/testworker.c lib/kfcgi_worker.c lib/kfcgi_request.c \
 tests/libfcgi-worker: tests/libfcgi-worker.c
 	$(CC) $(CFLAGS) -o $@ tests/libfcgi-worker.c -lfcgi
 
-tests/unit: tests/unit.c src/backoff.c src/fdpass.c src/cookie.c $(HDRS)
+tests/unit: tests/unit.c tests/check.h src/backoff.c src/fdpass.c src/cookie.c $(HDRS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit.c src/backoff.c \
 	    src/fdpass.c src/cookie.c
 
+tests/elastic_unit: tests/elastic_unit.c tests/check.h src/elastic.c src/elastic.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/elastic_unit.c \
+	    src/elastic.c
+
+# Tries the queue depth and idle probes on real processes (test_probe.py).
+tests/probe: tests/probe.c src/qdepth.c src/idle.c src/qdepth.h src/idle.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/probe.c src/qdepth.c \
+	    src/idle.c
+
 check: all $(TESTBINS)
 	./tests/unit
+	./tests/elastic_unit
 	sh tests/run-pytest.sh
 
 # Not a test: builds the load generator and prints a table of numbers.

@@ -26,17 +26,7 @@
 #include <unistd.h>
 
 #include "kfcgi.h"
-
-static int	 failures, checks;
-
-#define CHECK(cond) do {						\
-	checks++;							\
-	if (!(cond)) {							\
-		failures++;						\
-		fprintf(stderr, "%s:%d: failed: %s\n", __FILE__,	\
-		    __LINE__, #cond);					\
-	}								\
-} while (0)
+#include "check.h"
 
 static void
 test_backoff(void)

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +271,54 @@ idle_check(pid_t pid)
 	return idle_syscall(pid, nr, arg);
 }
 
+/* Whether the process is stopped (state T in /proc/PID/stat). */
+static int
+idle_stopped(pid_t pid)
+{
+	char	 buf[512], *p;
+	ssize_t	 n;
+
+	if ((n = idle_readfile(pid, "stat", buf, sizeof(buf) - 1)) <= 0)
+		return -1;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return -1;
+	return p[2] == 'T';
+}
+
+int
+idle_freeze(pid_t pid)
+{
+	if (procfd == -1 || pid <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return kill(pid, SIGSTOP);
+}
+
+/*
+ * Stopped inside its wait, the worker still shows that system call; a
+ * signal queued now is handled first thing after SIGCONT, and a worker
+ * that left its wait before it stopped is seen busy and left alone.
+ */
+int
+idle_retire(pid_t pid, int sig)
+{
+	int	 rc;
+
+	if (procfd == -1 || pid <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((rc = idle_stopped(pid)) != 1)
+		rc = -1;
+	else if ((rc = idle_check(pid)) == 1 && kill(pid, sig) == -1)
+		rc = -1;
+	if (kill(pid, SIGCONT) == -1)
+		return -1;
+	return rc;
+}
+
 #else /* !__linux__ */
 
 /* No /proc/PID/syscall: nobody is known to be idle. */
@@ -291,6 +340,23 @@ idle_check(pid_t pid)
 void
 idle_close(void)
 {
+}
+
+int
+idle_freeze(pid_t pid)
+{
+	(void)pid;
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
+int
+idle_retire(pid_t pid, int sig)
+{
+	(void)pid;
+	(void)sig;
+	errno = EOPNOTSUPP;
+	return -1;
 }
 
 #endif /* __linux__ */

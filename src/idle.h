@@ -31,4 +31,19 @@ int	 idle_open(void);
 int	 idle_check(pid_t);
 void	 idle_close(void);
 
+/*
+ * Retiring a worker without costing a request.  A signal that lands
+ * while a libfcgi worker is blocked reading or writing a connection
+ * breaks that request, and a worker found idle may accept a connection
+ * before the signal comes.  So: idle_freeze() stops the worker
+ * (SIGSTOP); later (a timer tick, once it has stopped) idle_retire()
+ * looks again and, if it is still idle, sends sig before letting it go
+ * on (SIGCONT): it then leaves from its wait without taking anything.
+ * idle_retire() returns 1 if sig was sent, 0 if the worker was busy
+ * (it is let go on untouched), -1 if it has not stopped yet or cannot
+ * be told (let go on too; try again later).
+ */
+int	 idle_freeze(pid_t);
+int	 idle_retire(pid_t, int);
+
 #endif /* !IDLE_H */

@@ -19,6 +19,8 @@
  *
  *	probe qdepth [N]	fd 0 is a listener: its queue (N reads: cost)
  *	probe idle PID [N]	idle_check(PID) (N checks: cost)
+ *	probe retire PID SIG [nofreeze]
+ *				idle_freeze(PID), 20 ms, idle_retire(PID, SIG)
  *	probe jail DIR USER PROG [ARG ...]
  *		open both probes, chroot to DIR, become USER, start PROG
  *		with the listener (fd 0) as its fd 0, then every 20 ms
@@ -29,6 +31,7 @@
 
 #include <err.h>
 #include <grp.h>
+#include <signal.h>
 #include <pwd.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -63,7 +66,7 @@ do_qdepth(int argc, char *argv[])
 		err(1, "qdepth_open");
 	if (qdepth_read(q, &len, &max) == -1)
 		err(1, "qdepth_read");
-	printf("qlen=%d max=%d\n", len, max);
+	printf("qlen=%d\nmax=%d\n", len, max);
 	if (argc > 2) {
 		n = strtol(argv[2], NULL, 10);
 		t0 = now_us();
@@ -102,6 +105,26 @@ do_idle(int argc, char *argv[])
 	return 0;
 }
 
+static int
+do_retire(int argc, char *argv[])
+{
+	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
+	pid_t		 pid;
+
+	if (argc < 4)
+		errx(2, "usage: probe retire PID SIG");
+	pid = (pid_t)strtol(argv[2], NULL, 10);
+	if (idle_open() == -1)
+		err(1, "idle_open");
+	if (argc < 5 && idle_freeze(pid) == -1)
+		err(1, "idle_freeze");
+	nanosleep(&ts, NULL);
+	printf("retired=%d\n", idle_retire(pid, (int)strtol(argv[3], NULL,
+	    10)));
+	idle_close();
+	return 0;
+}
+
 static void
 become(const char *dir, const struct passwd *pw)
 {
@@ -134,7 +157,7 @@ do_jail(int argc, char *argv[])
 	if ((rc = posix_spawn(&pid, argv[4], NULL, NULL, argv + 4,
 	    environ)) != 0)
 		errx(1, "spawn: %s: %s", argv[4], strerror(rc));
-	printf("pid=%ld uid=%ld\n", (long)pid, (long)getuid());
+	printf("pid=%ld\nuid=%ld\n", (long)pid, (long)getuid());
 	for (;;) {
 		if (waitpid(pid, &rc, WNOHANG) == pid)
 			errx(1, "worker exited");
@@ -151,11 +174,13 @@ main(int argc, char *argv[])
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2)
-		errx(2, "usage: probe qdepth|idle|jail ...");
+		errx(2, "usage: probe qdepth|idle|retire|jail ...");
 	if (strcmp(argv[1], "qdepth") == 0)
 		return do_qdepth(argc, argv);
 	if (strcmp(argv[1], "idle") == 0)
 		return do_idle(argc, argv);
+	if (strcmp(argv[1], "retire") == 0)
+		return do_retire(argc, argv);
 	if (strcmp(argv[1], "jail") == 0)
 		return do_jail(argc, argv);
 	errx(2, "%s: unknown mode", argv[1]);

@@ -1,0 +1,358 @@
+"""The elastic pool's probes on real processes (tests/probe.c): the listen
+queue depth of real Unix and TCP listeners, whether real classic workers
+(Debian's libfcgi, php-cgi, our library) wait on descriptor 0, retiring
+one without costing a request, each worker's graceful signal, and both
+probes inside a jail after the privilege drop."""
+
+import os
+import pwd
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+import fcgiclient as fc
+from conftest import ROOT, alive, kill_quiet, wait_for
+
+PROBE = os.path.join(ROOT, "tests", "probe")
+PHP_CGI = "/usr/bin/php-cgi"
+BACKLOG = 8
+
+# name -> (program, its slow query or None).  hello has no slow mode;
+# testworker is built on the same library.
+PROGRAMS = {
+    "libfcgi": (os.path.join(ROOT, "tests", "libfcgi-worker"), "sleep=%d"),
+    "php": (PHP_CGI, "sleep=%d"),
+    "hello": (os.path.join(ROOT, "examples", "hello"), None),
+    "testworker": (os.path.join(ROOT, "tests", "testworker"), "sleep=%d"),
+}
+# Sleeps out the whole time even when a signal interrupts usleep().
+PHP_SCRIPT = ('<?php $ms = (int)($_GET["sleep"] ?? 0);\n'
+              '$end = microtime(true) + $ms / 1000;\n'
+              'while (($left = $end - microtime(true)) > 0)\n'
+              '    usleep((int)($left * 1e6));\n'
+              'echo "php ok ", getmypid(), " slept=$ms\\n";\n')
+
+
+def probe(*args, stdin=subprocess.DEVNULL):
+    r = subprocess.run([PROBE] + [str(a) for a in args], stdin=stdin,
+                       capture_output=True, text=True, timeout=30)
+    return r
+
+
+def probe_kv(*args, stdin=subprocess.DEVNULL):
+    r = probe(*args, stdin=stdin)
+    assert r.returncode == 0, r
+    return fc.parse_kv(r.stdout)
+
+
+class Workers:
+    """Classic workers started on a listener of our own, and clean-up."""
+
+    def __init__(self, sockdir):
+        self.sockdir = sockdir
+        self.procs = []
+        self.socks = []
+        self.php_params = None
+
+    def listener(self, name="l.sock"):
+        path = os.path.join(self.sockdir, name)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        s.listen(BACKLOG)
+        self.socks.append(s)
+        return s, path
+
+    def start(self, name):
+        prog = PROGRAMS[name][0]
+        if not os.access(prog, os.X_OK):
+            if name == "php":
+                pytest.skip("php-cgi is missing (Debian package php-cgi)")
+            pytest.fail("%s is not built: run make" % prog)
+        lsock, path = self.listener(name + ".sock")
+        env = dict(os.environ, PHP_FCGI_CHILDREN="0")
+        p = subprocess.Popen([prog], stdin=lsock.fileno(),
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)
+        self.procs.append(p)
+        if name == "php":
+            self.php_params = self.php_setup()
+        assert wait_for(lambda: idle(p.pid) == 1, 10), \
+            "%s never waited on descriptor 0" % name
+        return p, path
+
+    def php_setup(self):
+        script = os.path.join(self.sockdir, "s.php")
+        with open(script, "w") as f:
+            f.write(PHP_SCRIPT)
+        return {"SCRIPT_FILENAME": script, "SCRIPT_NAME": "/s.php",
+                "DOCUMENT_ROOT": self.sockdir, "REDIRECT_STATUS": "200"}
+
+    def message(self, name, query=""):
+        """A whole request: begin, parameters, empty stdin."""
+        p = fc.default_params(b"", query)
+        if name == "php":
+            p.update(self.php_params)
+        return (fc._record(fc.FCGI_BEGIN_REQUEST, 1,
+                           struct.pack("!HB5x", fc.FCGI_RESPONDER, 0)) +
+                fc._stream(fc.FCGI_PARAMS, 1, fc.encode_params(p)) +
+                fc._stream(fc.FCGI_STDIN, 1, b""))
+
+    def close(self):
+        for p in self.procs:
+            kill_quiet(p.pid)
+            p.wait()
+        for s in self.socks:
+            s.close()
+
+
+@pytest.fixture
+def workers(sockdir):
+    w = Workers(sockdir)
+    yield w
+    w.close()
+
+
+def idle(pid):
+    return int(probe_kv("idle", pid)["idle"])
+
+
+def connect(path):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(path)
+    return c
+
+
+def answer(c, timeout=10):
+    """stdout of the answer on connection c; FcgiError if it breaks."""
+    deadline = time.monotonic() + timeout
+    out = b""
+    while True:
+        hdr = fc._recv_exact(c, 8, deadline, "a record header")
+        _, rtype, _, clen, plen = fc._HEADER.unpack(hdr)
+        content = fc._recv_exact(c, clen + plen, deadline, "content")[:clen]
+        if rtype == fc.FCGI_STDOUT:
+            out += content
+        elif rtype == fc.FCGI_END_REQUEST:
+            return out
+
+
+def exits(p, timeout=5):
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+# ---------------------------------------------------------- queue depth ---
+
+def test_qdepth_unix(workers):
+    """N connections made and not accepted read as N, with the backlog."""
+    lsock, path = workers.listener()
+    clients = []
+    for n in range(6):
+        kv = probe_kv("qdepth", stdin=lsock.fileno())
+        assert kv == {"qlen": str(n), "max": str(BACKLOG)}, (n, kv)
+        clients.append(connect(path))
+    conn, _ = lsock.accept()
+    conn.close()
+    assert probe_kv("qdepth", stdin=lsock.fileno())["qlen"] == "5"
+
+
+def test_qdepth_tcp():
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(BACKLOG)
+        clients = []
+        for n in range(6):
+            kv = probe_kv("qdepth", stdin=lsock.fileno())
+            assert kv == {"qlen": str(n), "max": str(BACKLOG)}, (n, kv)
+            clients.append(socket.create_connection(lsock.getsockname()))
+        # The handshake completes in the kernel: wait for the last one.
+        assert wait_for(lambda: probe_kv("qdepth", stdin=lsock.fileno())
+                        ["qlen"] == "6", 2)
+    finally:
+        lsock.close()
+
+
+def test_qdepth_refuses_what_does_not_listen(workers):
+    lsock, path = workers.listener()
+    c = connect(path)
+    for stdin in (c.fileno(), subprocess.DEVNULL):
+        r = probe("qdepth", stdin=stdin)
+        assert r.returncode == 1 and "qdepth_open" in r.stderr, r
+
+
+# ------------------------------------------------------------ idle test ---
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_idle_while_waiting_busy_while_serving(workers, name):
+    """Idle when blocked waiting on descriptor 0; busy while it reads a
+    request that comes slowly, and while it works on a slow one."""
+    p, path = workers.start(name)
+    msg = workers.message(name)
+    c = connect(path)                       # nothing sent yet
+    assert wait_for(lambda: idle(p.pid) == 0, 1)
+    c.sendall(msg[:16])                     # the begin record only
+    assert wait_for(lambda: idle(p.pid) == 0, 5)
+    time.sleep(0.1)
+    assert idle(p.pid) == 0
+    c.sendall(msg[16:])
+    assert answer(c)
+    c.close()
+    assert wait_for(lambda: idle(p.pid) == 1, 5)
+    slow = PROGRAMS[name][1]
+    if slow is None:
+        return
+    c = connect(path)
+    c.sendall(workers.message(name, slow % 700))
+    assert wait_for(lambda: idle(p.pid) == 0, 0.5)
+    time.sleep(0.2)
+    assert idle(p.pid) == 0
+    assert answer(c)
+    c.close()
+    assert wait_for(lambda: idle(p.pid) == 1, 5)
+
+
+def test_idle_only_on_descriptor_0(workers):
+    """A process blocked in accept(2) is idle only if that is on
+    descriptor 0 (here Python accepts on descriptor 0, then on 5)."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("system call numbers below are x86_64's")
+    lsock, path = workers.listener()
+    for fd, want in ((0, 1), (5, 0)):
+        code = ("import os, socket; os.dup2(0, %d); "
+                "socket.socket(fileno=%d).accept()" % (fd, fd))
+        p = subprocess.Popen(["python3", "-c", code], stdin=lsock.fileno(),
+                             pass_fds=())
+        workers.procs.append(p)
+        assert wait_for(lambda: syscall_name(p.pid) == "accept", 5)
+        assert idle(p.pid) == want, fd
+        kill_quiet(p.pid)
+
+
+def syscall_name(pid):
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            nr = f.read().split()[0]
+    except OSError:
+        return None
+    return {"43": "accept", "288": "accept"}.get(nr, nr)
+
+
+def test_idle_unknown_for_a_process_that_is_gone(workers):
+    p, _ = workers.start("testworker")
+    p.kill()
+    p.wait()
+    assert idle(p.pid) == -1
+
+
+# ----------------------------------------------------- retiring, signals ---
+
+# Each worker's graceful signal: finish the request in hand, then exit.
+GRACEFUL = [("libfcgi", signal.SIGUSR1), ("libfcgi", signal.SIGTERM),
+            ("php", signal.SIGUSR1), ("php", signal.SIGTERM),
+            ("testworker", signal.SIGTERM)]
+
+
+@pytest.mark.parametrize("name,sig", GRACEFUL)
+def test_graceful_signal(workers, name, sig):
+    """A worker signalled in the middle of a slow request answers it in
+    full, then exits 0 without taking the next connection."""
+    p, path = workers.start(name)
+    c = connect(path)
+    c.sendall(workers.message(name, PROGRAMS[name][1] % 400))
+    assert wait_for(lambda: idle(p.pid) == 0, 1)
+    os.kill(p.pid, sig)
+    out = answer(c)
+    assert b"slept=400" in out or b"served=1" in out, out
+    c.close()
+    assert exits(p) == 0
+
+
+@pytest.mark.parametrize("name,sig", GRACEFUL)
+def test_retire_idle_worker(workers, name, sig):
+    """Frozen while idle, retired: it leaves from its wait, accepting
+    nothing; a connection made afterwards stays in the queue."""
+    p, path = workers.start(name)
+    assert probe_kv("retire", p.pid, int(sig)) == {"retired": "1"}
+    assert exits(p) == 0
+    c = connect(path)
+    lsock = workers.socks[-1]
+    assert probe_kv("qdepth", stdin=lsock.fileno())["qlen"] == "1"
+    c.close()
+
+
+@pytest.mark.parametrize("name,sig", GRACEFUL)
+def test_retire_spares_a_busy_worker(workers, name, sig):
+    """A worker that took a connection between the idle test and the
+    signal is seen busy while frozen, is let go on unsignalled, and
+    serves the request whole (libfcgi would cut its parameters short
+    if the signal broke its read)."""
+    p, path = workers.start(name)
+    msg = workers.message(name, PROGRAMS[name][1] % 50)
+    c = connect(path)
+    c.sendall(msg[:16])
+    assert wait_for(lambda: idle(p.pid) == 0, 5)
+    assert probe_kv("retire", p.pid, int(sig)) == {"retired": "0"}
+    c.sendall(msg[16:])
+    out = answer(c)
+    assert b"slept=50" in out or b"served=1" in out, out
+    c.close()
+    assert wait_for(lambda: idle(p.pid) == 1, 5)
+    assert alive(p.pid)
+
+
+def test_retire_refuses_a_worker_not_frozen(workers):
+    """Without idle_freeze() first, idle_retire() sends nothing."""
+    p, _ = workers.start("testworker")
+    assert probe_kv("retire", p.pid, int(signal.SIGTERM), "nofreeze") == \
+        {"retired": "-1"}
+    time.sleep(0.2)
+    assert alive(p.pid) and idle(p.pid) == 1
+
+
+# ----------------------------------------------------------------- jail ---
+
+@pytest.mark.needs_root
+def test_probes_in_jail_after_privilege_drop(workers, jail):
+    """Opened before chroot and the drop to nobody, both probes still
+    work: the queue of the listener, and its child's idle state."""
+    root = jail()
+    lsock, path = workers.listener()
+    p = subprocess.Popen([PROBE, "jail", root, "nobody", "/testworker"],
+                         stdin=lsock.fileno(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    workers.procs.append(p)
+    first = fc.parse_kv(p.stdout.readline() + p.stdout.readline())
+    assert first.get("uid") == str(pwd.getpwnam("nobody").pw_uid), first
+    child = int(first["pid"])
+
+    def until(want, timeout=5):
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                pytest.fail("probe ended: %s" % p.stderr.read())
+            kv = dict(w.split("=", 1) for w in line.split())
+            if all(kv.get(k) == v for k, v in want.items()):
+                return kv
+        pytest.fail("never saw %r; last %r" % (want, line))
+
+    try:
+        until({"idle": "1", "qlen": "0", "max": str(BACKLOG)})
+        c = connect(path)
+        c.sendall(b"\1\1\0\1\0\x08\0\0")    # half a begin record
+        until({"idle": "0", "qlen": "0"})
+        waiting = connect(path)
+        until({"idle": "0", "qlen": "1"})
+        c.close()
+        waiting.close()
+    finally:
+        kill_quiet(child)

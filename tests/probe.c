@@ -20,7 +20,7 @@
  *	probe qdepth [N]	fd 0 is a listener: its queue (N reads: cost)
  *	probe idle PID [N]	idle_check(PID) (N checks: cost)
  *	probe retire PID SIG [nofreeze]
- *				idle_freeze(PID), 20 ms, idle_retire(PID, SIG)
+ *				idle_freeze(PID), until it stops, idle_retire()
  *	probe jail DIR USER PROG [ARG ...]
  *		open both probes, chroot to DIR, become USER, start PROG
  *		with the listener (fd 0) as its fd 0, then every 20 ms
@@ -105,10 +105,33 @@ do_idle(int argc, char *argv[])
 	return 0;
 }
 
+/* Wait up to a second for pid to stop, as a timer would in the pool. */
+static void
+wait_stopped(pid_t pid)
+{
+	struct timespec	 ts = { 0, 5 * 1000 * 1000 };
+	char		 path[64], buf[512], *p;
+	FILE		*f;
+	size_t		 n;
+	int		 i;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	for (i = 0; i < 200; i++) {
+		nanosleep(&ts, NULL);
+		if ((f = fopen(path, "r")) == NULL)
+			return;
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
+		    p[2] == 'T')
+			return;
+	}
+}
+
 static int
 do_retire(int argc, char *argv[])
 {
-	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
 	pid_t		 pid;
 
 	if (argc < 4)
@@ -116,9 +139,11 @@ do_retire(int argc, char *argv[])
 	pid = (pid_t)strtol(argv[2], NULL, 10);
 	if (idle_open() == -1)
 		err(1, "idle_open");
-	if (argc < 5 && idle_freeze(pid) == -1)
-		err(1, "idle_freeze");
-	nanosleep(&ts, NULL);
+	if (argc < 5) {
+		if (idle_freeze(pid) == -1)
+			err(1, "idle_freeze");
+		wait_stopped(pid);
+	}
 	printf("retired=%d\n", idle_retire(pid, (int)strtol(argv[3], NULL,
 	    10)));
 	idle_close();

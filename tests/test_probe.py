@@ -275,6 +275,26 @@ def test_graceful_signal(workers, name, sig):
     assert exits(p) == 0
 
 
+@pytest.mark.parametrize("name,sig", [g for g in GRACEFUL
+                                      if g[0] != "libfcgi"])
+def test_graceful_signal_while_reading(workers, name, sig):
+    """php-cgi and our library also finish a request whose parameters are
+    still coming when the signal lands (libfcgi does not: its read fails
+    and it answers with the parameters cut short)."""
+    p, path = workers.start(name)
+    msg = workers.message(name, PROGRAMS[name][1] % 50)
+    c = connect(path)
+    c.sendall(msg[:16])
+    assert wait_for(lambda: idle(p.pid) == 0, 5)
+    os.kill(p.pid, sig)
+    time.sleep(0.1)
+    c.sendall(msg[16:])
+    out = answer(c)
+    assert b"slept=50" in out or b"served=1" in out, out
+    c.close()
+    assert exits(p) == 0
+
+
 @pytest.mark.parametrize("name,sig", GRACEFUL)
 def test_retire_idle_worker(workers, name, sig):
     """Frozen while idle, retired: it leaves from its wait, accepting

@@ -45,6 +45,8 @@
  * epoll set (/proc/PID/fdinfo/N).  Reading these needs the ptrace access
  * check to pass: same uid as the worker, the worker dumpable (a program
  * the user cannot read is not), and no Yama restriction on descendants.
+ * Only the main thread is looked at: a worker that accepts in another
+ * thread is judged by what its main thread does.
  *
  * Security: the manager keeps this /proc descriptor inside the jail.
  * From it a manager taken over by an attacker could read what /proc
@@ -61,7 +63,7 @@ idle_open(void)
 {
 	if (procfd != -1)
 		return 0;
-	procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	procfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return procfd == -1 ? -1 : 0;
 }
 

@@ -231,8 +231,37 @@ def test_idle_only_on_descriptor_0(workers):
         p = subprocess.Popen(["python3", "-c", code], stdin=lsock.fileno(),
                              pass_fds=())
         workers.procs.append(p)
-        assert wait_for(lambda: syscall_name(p.pid) == "accept", 5)
+        assert wait_for(lambda: syscall_name(p.pid) == "accept", 10)
         assert idle(p.pid) == want, fd
+        kill_quiet(p.pid)
+
+
+WAITS = {
+    "poll": "p = select.poll()\nfor fd in fds: p.register(fd)\np.poll()",
+    "select": "select.select(fds, [], [])",
+    "epoll": "e = select.epoll()\nfor fd in fds: e.register(fd)\n"
+             "e.poll()",
+}
+# x86_64 numbers of the calls each may block in.
+WAIT_CALLS = {"poll": ("7", "271"), "select": ("23", "270"),
+              "epoll": ("232", "281", "441")}
+
+
+@pytest.mark.parametrize("how", sorted(WAITS))
+def test_idle_waiting_with_poll_select_epoll(workers, how):
+    """Waiting with poll, select or epoll is idle if descriptor 0 is all
+    it waits for; busy if it also waits for another (a pipe here)."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("system call numbers below are x86_64's")
+    lsock, _ = workers.listener()
+    for extra, want in ((False, 1), (True, 0)):
+        code = ("import os, select\nfds = [0]\n" +
+                ("r, w = os.pipe()\nfds.append(r)\n" if extra else "") +
+                WAITS[how])
+        p = subprocess.Popen(["python3", "-c", code], stdin=lsock.fileno())
+        workers.procs.append(p)
+        assert wait_for(lambda: syscall_name(p.pid) in WAIT_CALLS[how], 10)
+        assert idle(p.pid) == want, (how, extra)
         kill_quiet(p.pid)
 
 

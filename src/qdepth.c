@@ -36,6 +36,7 @@
 #include <linux/unix_diag.h>
 
 #define QD_LISTEN_STATE	10	/* TCP_LISTEN, as unix_diag names states */
+#define QD_MAXSTALE	4	/* old answers skipped in one read */
 
 /*
  * A Unix listener is looked up by inode, one request and one answer of
@@ -122,7 +123,11 @@ qdepth_open(int fd)
 	return q;
 }
 
-/* The one answer to our request: the message, an error, or nothing. */
+/*
+ * The answer to our request: 0 with the figures, -1 on an error, 1 if
+ * the datagram answered an earlier request (one whose answer was not
+ * read: it failed half-way).
+ */
 static int
 qd_parse_unix(const struct qdepth *q, const char *buf, size_t n,
     int *len, int *max)
@@ -132,12 +137,13 @@ qd_parse_unix(const struct qdepth *q, const char *buf, size_t n,
 	const struct unix_diag_msg	*m;
 	const struct rtattr		*a;
 	const struct unix_diag_rqlen	*rq;
-	int				 rest;
+	int				 rest, ours = 0;
 
 	for (h = (const struct nlmsghdr *)buf; NLMSG_OK(h, n);
 	    h = NLMSG_NEXT(h, n)) {
 		if (h->nlmsg_seq != q->seq)
-			continue;	/* left over from an earlier read */
+			continue;
+		ours = 1;
 		if (h->nlmsg_type == NLMSG_ERROR) {
 			e = NLMSG_DATA(h);
 			errno = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) &&
@@ -161,6 +167,8 @@ qd_parse_unix(const struct qdepth *q, const char *buf, size_t n,
 		}
 		break;
 	}
+	if (!ours)
+		return 1;
 	errno = EPROTO;
 	return -1;
 }
@@ -171,6 +179,7 @@ qd_read_unix(struct qdepth *q, int *len, int *max)
 	struct sockaddr_nl	 nladdr;
 	long			 buf[1024 / sizeof(long)];
 	ssize_t			 n;
+	int			 i, rc = 1;
 
 	memset(&nladdr, 0, sizeof(nladdr));
 	nladdr.nl_family = AF_NETLINK;
@@ -179,9 +188,14 @@ qd_read_unix(struct qdepth *q, int *len, int *max)
 	    (struct sockaddr *)&nladdr, sizeof(nladdr)) == -1)
 		return -1;
 	/* The kernel answers before sendto() returns: never wait. */
-	if ((n = recv(q->nl, buf, sizeof(buf), MSG_DONTWAIT)) == -1)
-		return -1;
-	return qd_parse_unix(q, (const char *)buf, (size_t)n, len, max);
+	for (i = 0; i < QD_MAXSTALE && rc == 1; i++) {
+		if ((n = recv(q->nl, buf, sizeof(buf), MSG_DONTWAIT)) == -1)
+			return -1;
+		rc = qd_parse_unix(q, (const char *)buf, (size_t)n, len, max);
+	}
+	if (rc == 1)
+		errno = EPROTO;
+	return rc == 0 ? 0 : -1;
 }
 
 /* For a listener, Linux reports the accept queue and the backlog here. */

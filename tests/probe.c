@@ -18,6 +18,7 @@
  * Used by tests/test_probe.py; prints "key=value" lines.
  *
  *	probe qdepth [N]	fd 0 is a listener: its queue (N reads: cost)
+ *	probe qdepth-stale	the same, with an answer left unread before
  *	probe idle PID [N]	idle_check(PID) (N checks: cost)
  *	probe retire PID SIG [nofreeze]
  *				idle_freeze(PID), until it stops, idle_retire()
@@ -27,7 +28,13 @@
  *		print "idle=I qlen=L max=M" about it, until killed.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 
 #include <err.h>
 #include <grp.h>
@@ -75,6 +82,49 @@ do_qdepth(int argc, char *argv[])
 				err(1, "qdepth_read");
 		printf("us_per_read=%.2f\n", (now_us() - t0) / n);
 	}
+	qdepth_close(q);
+	return 0;
+}
+
+/*
+ * Leave the answer to a request of our own on qdepth's netlink socket
+ * (the lowest free descriptor when it was opened), as a read that
+ * failed half-way would; the next read must skip it.
+ */
+static int
+do_qdepth_stale(void)
+{
+	struct {
+		struct nlmsghdr		nlh;
+		struct unix_diag_req	req;
+	}		 msg;
+	struct sockaddr_nl nladdr;
+	struct qdepth	*q;
+	struct stat	 st;
+	int		 nl, len, max;
+
+	if ((nl = dup(0)) == -1 || close(nl) == -1 || fstat(0, &st) == -1)
+		err(1, "dup");
+	if ((q = qdepth_open(0)) == NULL)
+		err(1, "qdepth_open");
+	memset(&msg, 0, sizeof(msg));
+	msg.nlh.nlmsg_len = sizeof(msg);
+	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+	msg.nlh.nlmsg_seq = 999999;
+	msg.req.sdiag_family = AF_UNIX;
+	msg.req.udiag_states = ~0U;
+	msg.req.udiag_ino = (unsigned int)st.st_ino;
+	msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+	msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0U;
+	memset(&nladdr, 0, sizeof(nladdr));
+	nladdr.nl_family = AF_NETLINK;
+	if (sendto(nl, &msg, sizeof(msg), 0, (struct sockaddr *)&nladdr,
+	    sizeof(nladdr)) == -1)
+		err(1, "sendto");
+	if (qdepth_read(q, &len, &max) == -1)
+		err(1, "qdepth_read");
+	printf("qlen=%d\nmax=%d\n", len, max);
 	qdepth_close(q);
 	return 0;
 }
@@ -199,9 +249,11 @@ main(int argc, char *argv[])
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2)
-		errx(2, "usage: probe qdepth|idle|retire|jail ...");
+		errx(2, "usage: probe qdepth|qdepth-stale|idle|retire|jail ...");
 	if (strcmp(argv[1], "qdepth") == 0)
 		return do_qdepth(argc, argv);
+	if (strcmp(argv[1], "qdepth-stale") == 0)
+		return do_qdepth_stale();
 	if (strcmp(argv[1], "idle") == 0)
 		return do_idle(argc, argv);
 	if (strcmp(argv[1], "retire") == 0)

@@ -40,7 +40,7 @@ LIBOBJS	 = $(LIBSRCS:.c=.o)
 
 EXAMPLE	 = examples/hello
 TESTBINS = tests/testworker tests/libfcgi-worker tests/unit bench/fcgiload \
-	   tests/elastic_unit tests/probe
+	   tests/elastic_unit tests/probe tests/minipool
 
 all: $(PROG) $(LIB) $(EXAMPLE)
 
@@ -82,6 +82,12 @@ tests/elastic_unit: tests/elastic_unit.c tests/check.h src/elastic.c src/elastic
 tests/probe: tests/probe.c src/qdepth.c src/idle.c src/qdepth.h src/idle.h
 	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/probe.c src/qdepth.c \
 	    src/idle.c
+
+# A small elastic pool wired from the three (test_probe.py), not kfcgi.
+tests/minipool: tests/minipool.c src/qdepth.c src/idle.c src/elastic.c \
+    src/qdepth.h src/idle.h src/elastic.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/minipool.c \
+	    src/qdepth.c src/idle.c src/elastic.c
 
 check: all $(TESTBINS)
 	./tests/unit

@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -18,6 +19,7 @@ import fcgiclient as fc
 from conftest import ROOT, alive, kill_quiet, wait_for
 
 PROBE = os.path.join(ROOT, "tests", "probe")
+MINIPOOL = os.path.join(ROOT, "tests", "minipool")
 PHP_CGI = "/usr/bin/php-cgi"
 BACKLOG = 8
 
@@ -419,3 +421,60 @@ def test_probes_in_jail_after_privilege_drop(workers, jail):
         waiting.close()
     finally:
         kill_quiet(child)
+
+
+# ------------------------------------------------------- the three, wired ---
+
+@pytest.mark.parametrize("name,sig", [("libfcgi", signal.SIGUSR1),
+                                      ("php", signal.SIGUSR1),
+                                      ("testworker", signal.SIGTERM)])
+def test_minipool_grows_from_the_queue_and_releases_without_loss(
+        workers, name, sig):
+    """tests/minipool wires the probes and the decisions the plainest way:
+    a burst of 8 slow requests grows it from 2 to 8 at once; under a
+    trickle it goes back to 2 after -w, one oldest idle worker at a time,
+    each leaving with status 0, and no request fails."""
+    prog = PROGRAMS[name][0]
+    if not os.access(prog, os.X_OK):
+        pytest.skip("%s is missing" % prog)
+    lsock, path = workers.listener("mp.sock")
+    params = workers.php_setup() if name == "php" else {}
+    p = subprocess.Popen([MINIPOOL, "2", "8", "500", str(int(sig)), prog],
+                         stdin=lsock.fileno(), stdout=subprocess.PIPE,
+                         text=True, env=dict(os.environ,
+                                             PHP_FCGI_CHILDREN="0"))
+    workers.procs.append(p)
+    lines = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(x.strip() for x in p.stdout),
+        daemon=True)
+    reader.start()
+
+    def sizes():
+        return [int(x[5:]) for x in list(lines) if x.startswith("size=")]
+    assert wait_for(lambda: sizes()[-1:] == [2], 10), lines
+    t0 = time.monotonic()
+    out = fc.parallel(8, lambda i: fc.request(
+        path, params=params, query="sleep=500", timeout=10))
+    took = time.monotonic() - t0
+    assert all(isinstance(r, fc.Response) and b"slept=500" in r.body or
+               b"served=1" in getattr(r, "body", b"") for r in out), out
+    assert max(sizes()) == 8, lines
+    assert took < 1.5, took
+    deadline = time.monotonic() + 8
+    served = 0
+    while time.monotonic() < deadline and sizes()[-1] != 2:
+        r = fc.request(path, params=params, query="sleep=5", timeout=10)
+        assert r.status == 200 and r.body, r
+        served += 1
+        time.sleep(0.02)
+    assert sizes()[-1] == 2 and served > 10, (served, lines)
+    retired = [x.split("=")[1] for x in lines if x.startswith("retire")]
+    assert len(retired) == 6, lines
+    started = [x.split("=")[1] for x in lines if x.startswith("start")]
+    assert set(retired) <= set(started), lines
+    for pid in retired:
+        assert wait_for(lambda: "exit pid=%s status=0" % pid in lines, 2), \
+            (pid, lines)
+    p.terminate()
+    p.wait(5)

@@ -290,6 +290,25 @@ def syscall_name(pid):
     return {"43": "accept", "288": "accept"}.get(nr, nr)
 
 
+@pytest.mark.needs_root
+def test_idle_unknown_without_permission(workers):
+    """Another user's worker (root's, looked at as nobody) is -1, not a
+    guess; a zombie is not idle."""
+    p, _ = workers.start("testworker")
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    r = subprocess.run([PROBE, "idle", str(p.pid)], capture_output=True,
+                       text=True, preexec_fn=drop, timeout=30)
+    assert r.returncode == 0 and r.stdout == "idle=-1\n", r
+    kill_quiet(p.pid)
+    assert wait_for(lambda: open("/proc/%d/stat" % p.pid).read()
+                    .rsplit(") ", 1)[1][0] == "Z", 5)
+    assert idle(p.pid) == 0
+
+
 def test_idle_unknown_for_a_process_that_is_gone(workers):
     p, _ = workers.start("testworker")
     p.kill()

@@ -359,6 +359,25 @@ def test_graceful_signal_while_reading(workers, name, sig):
     assert exits(p) == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM])
+def test_libfcgi_signal_while_reading_cuts_the_request(workers, sig):
+    """Why retiring freezes first: Debian's libfcgi, signalled while it
+    reads a request, takes the interrupted read for its end and answers
+    without the parameters (no "slept=50"), then exits."""
+    p, path = workers.start("libfcgi")
+    msg = workers.message("libfcgi", "sleep=50")
+    c = connect(path)
+    c.sendall(msg[:16])
+    assert wait_for(lambda: idle(p.pid) == 0, 5)
+    os.kill(p.pid, sig)
+    time.sleep(0.1)
+    c.sendall(msg[16:])
+    out = answer(c)
+    assert b"libfcgi pid=" in out and b"slept" not in out, out
+    c.close()
+    assert exits(p) == 0
+
+
 @pytest.mark.parametrize("name,sig", GRACEFUL)
 def test_retire_idle_worker(workers, name, sig):
     """Frozen while idle, retired: it leaves from its wait, accepting

@@ -226,9 +226,9 @@ def test_idle_while_waiting_busy_while_serving(workers, name):
     if slow is None:
         return
     c = connect(path)
-    c.sendall(workers.message(name, slow % 700))
-    assert wait_for(lambda: idle(p.pid) == 0, 0.5)
-    time.sleep(0.2)
+    c.sendall(workers.message(name, slow % 1500))
+    assert wait_for(lambda: idle(p.pid) == 0, 1)
+    time.sleep(0.1)
     assert idle(p.pid) == 0
     assert answer(c)
     c.close()
@@ -330,11 +330,11 @@ def test_graceful_signal(workers, name, sig):
     full, then exits 0 without taking the next connection."""
     p, path = workers.start(name)
     c = connect(path)
-    c.sendall(workers.message(name, PROGRAMS[name][1] % 400))
+    c.sendall(workers.message(name, PROGRAMS[name][1] % 800))
     assert wait_for(lambda: idle(p.pid) == 0, 1)
     os.kill(p.pid, sig)
     out = answer(c)
-    assert b"slept=400" in out or b"served=1" in out, out
+    assert b"slept=800" in out or b"served=1" in out, out
     c.close()
     assert exits(p) == 0
 
@@ -364,11 +364,14 @@ def test_libfcgi_signal_while_reading_cuts_the_request(workers, sig):
     """Why retiring freezes first: Debian's libfcgi, signalled while it
     reads a request, takes the interrupted read for its end and answers
     without the parameters (no "slept=50"), then exits."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("system call numbers below are x86_64's")
     p, path = workers.start("libfcgi")
     msg = workers.message("libfcgi", "sleep=50")
     c = connect(path)
     c.sendall(msg[:16])
-    assert wait_for(lambda: idle(p.pid) == 0, 5)
+    # Blocked in read(2) for the rest (not still on its way there).
+    assert wait_for(lambda: syscall_name(p.pid) == "0", 5)
     os.kill(p.pid, sig)
     time.sleep(0.1)
     c.sendall(msg[16:])
@@ -498,7 +501,7 @@ def test_minipool_grows_from_the_queue_and_releases_without_loss(
     assert all(isinstance(r, fc.Response) and b"slept=500" in r.body or
                b"served=1" in getattr(r, "body", b"") for r in out), out
     assert max(sizes()) == 8, lines
-    assert took < 1.5, took
+    assert took < 3, took
     deadline = time.monotonic() + 8
     served = 0
     while time.monotonic() < deadline and sizes()[-1] != 2:

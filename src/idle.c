@@ -16,6 +16,7 @@
  */
 #include <sys/types.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -241,13 +242,15 @@ idle_syscall(pid_t pid, long nr, const uint64_t *arg)
 	}
 }
 
-int
-idle_check(pid_t pid)
+/*
+ * The system call pid is blocked in and its arguments: 1, or 0 when it
+ * is running or blocked outside one, -1 when that cannot be read.
+ */
+static int
+idle_syscall_of(pid_t pid, long *nr, uint64_t *arg)
 {
 	char		 buf[256], *p, *end;
-	uint64_t	 arg[6];
 	ssize_t		 n;
-	long		 nr;
 	int		 i;
 
 	if (procfd == -1 || pid <= 0) {
@@ -260,17 +263,79 @@ idle_check(pid_t pid)
 	if (strncmp(buf, "running", 7) == 0)
 		return 0;
 	errno = 0;
-	nr = strtol(buf, &end, 10);
+	*nr = strtol(buf, &end, 10);
 	if (end == buf || errno != 0)
 		return -1;
-	if (nr < 0)
+	if (*nr < 0)
 		return 0;		/* blocked, not in a system call */
 	for (i = 0, p = end; i < 6; i++, p = end) {
 		arg[i] = strtoull(p, &end, 16);
 		if (end == p || errno != 0)
 			return -1;
 	}
+	return 1;
+}
+
+int
+idle_check(pid_t pid)
+{
+	uint64_t	 arg[6];
+	long		 nr;
+	int		 rc;
+
+	if ((rc = idle_syscall_of(pid, &nr, arg)) != 1)
+		return rc;
 	return idle_syscall(pid, nr, arg);
+}
+
+/* Whether the worker has a socket other than descriptors 0, 1 and 2. */
+static int
+idle_has_socket(pid_t pid)
+{
+	struct dirent	*de;
+	DIR		*dir;
+	char		 path[64], link[32];
+	ssize_t		 n;
+	long		 fd;
+	int		 dfd, found = 0;
+
+	snprintf(path, sizeof(path), "%ld/fd", (long)pid);
+	if ((dfd = openat(procfd, path, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	if ((dir = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -1;
+	}
+	while (!found && (de = readdir(dir)) != NULL) {
+		if ((fd = strtol(de->d_name, NULL, 10)) < 3)
+			continue;
+		n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
+		if (n == -1)
+			continue;	/* closed meanwhile */
+		link[n] = '\0';
+		found = strncmp(link, "socket:", 7) == 0;
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
+ * Whether a new worker has started: it waits on descriptor 0, or it
+ * holds a socket it did not have at exec (it was given 0, 1 and 2 only):
+ * a connection it took, whatever it does with it now.  Reading files,
+ * sleeping or running with no socket, it is still starting up (0).
+ * A worker that opens a socket of its own while starting up (to a data
+ * base) is taken as started: at worst the pool grows a little early.
+ */
+int
+idle_started(pid_t pid)
+{
+	int	 rc;
+
+	if ((rc = idle_check(pid)) != 0)
+		return rc;
+	return idle_has_socket(pid);
 }
 
 /* Whether the process is stopped (state T in /proc/PID/stat). */
@@ -333,6 +398,14 @@ idle_open(void)
 
 int
 idle_check(pid_t pid)
+{
+	(void)pid;
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
+int
+idle_started(pid_t pid)
 {
 	(void)pid;
 	errno = EOPNOTSUPP;

@@ -32,6 +32,15 @@ int	 idle_check(pid_t);
 void	 idle_close(void);
 
 /*
+ * idle_started() tells a new worker that is still starting up (0) from
+ * one that has come as far as waiting on descriptor 0 or holds a
+ * connection it took (1): the pool counts workers on their way by it.
+ * -1 as for idle_check().  Costs a look at /proc/PID/fd: only for
+ * workers not yet seen started.
+ */
+int	 idle_started(pid_t);
+
+/*
  * Retiring a worker without costing a request.  A signal that lands
  * while a libfcgi worker is blocked reading or writing a connection
  * breaks that request, and a worker found idle may accept a connection

@@ -22,8 +22,9 @@
  *	minipool NMIN NMAX WAIT_MS SIG PROG [ARG ...]
  *
  * fd 0 is the listening socket, given to every worker.  It prints
- * "start pid=P", "retire pid=P", "exit pid=P status=S" and, whenever the
- * pool's size changes, "size=N"; SIGTERM ends it (workers killed).
+ * "grow start=K qlen=Q ...", "start pid=P", "retire pid=P", "exit pid=P
+ * status=S" and, whenever the pool's size changes, "size=N"; SIGTERM ends
+ * it (workers killed).
  */
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -43,7 +44,7 @@
 #include "qdepth.h"
 
 #define MAXW		256
-#define START_MS	1000	/* a worker not seen idle is starting that long */
+#define START_MS	1000	/* starting at most that long (idle_started) */
 
 enum wstate { W_FREE, W_STARTING, W_RUNNING, W_FROZEN, W_RETIRING };
 
@@ -122,10 +123,11 @@ look(struct elastic_sample *s, struct elastic_cand *c, int *slot, int *nc,
 			s->retiring++;
 			continue;
 		}
-		v = idle_check(pool[i].pid);
 		if (pool[i].state == W_STARTING &&
-		    (v == 1 || now - pool[i].born >= START_MS))
+		    (idle_started(pool[i].pid) == 1 ||
+		    now - pool[i].born >= START_MS))
 			pool[i].state = W_RUNNING;
+		v = idle_check(pool[i].pid);
 		s->running++;
 		if (pool[i].state == W_STARTING)
 			s->starting++;
@@ -179,6 +181,9 @@ step(struct elastic *e, struct qdepth *q, char *argv[], long *next)
 		s.qlen = -1;
 	look(&s, c, slot, &nc, s.now_ms);
 	elastic_decide(e, &s, &p);
+	if (p.start > 0)
+		printf("grow start=%d qlen=%d running=%d starting=%d idle=%d\n",
+		    p.start, s.qlen, s.running, s.starting, s.idle);
 	for (i = 0; i < p.start; i++)
 		start(argv, s.now_ms);
 	if (p.release && (i = elastic_pick(c, (size_t)nc)) != -1 &&

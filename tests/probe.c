@@ -20,6 +20,7 @@
  *	probe qdepth [N]	fd 0 is a listener: its queue (N reads: cost)
  *	probe qdepth-stale	the same, with an answer left unread before
  *	probe idle PID [N]	idle_check(PID) (N checks: cost)
+ *	probe started PID [N]	idle_started(PID) (N checks: cost)
  *	probe retire PID SIG [nofreeze]
  *				idle_freeze(PID), until it stops, idle_retire()
  *	probe jail DIR USER PROG [ARG ...]
@@ -132,23 +133,24 @@ do_qdepth_stale(void)
 static int
 do_idle(int argc, char *argv[])
 {
+	int		(*fn)(pid_t) = idle_check;
 	double		 t0;
 	long		 i, n;
 	pid_t		 pid;
-	int		 rc;
 
 	if (argc < 3)
-		errx(2, "usage: probe idle PID [N]");
+		errx(2, "usage: probe idle|started PID [N]");
 	pid = (pid_t)strtol(argv[2], NULL, 10);
+	if (strcmp(argv[1], "started") == 0)
+		fn = idle_started;
 	if (idle_open() == -1)
 		err(1, "idle_open");
-	rc = idle_check(pid);
-	printf("idle=%d\n", rc);
+	printf("%s=%d\n", argv[1], fn(pid));
 	if (argc > 3) {
 		n = strtol(argv[3], NULL, 10);
 		t0 = now_us();
 		for (i = 0; i < n; i++)
-			(void)idle_check(pid);
+			(void)fn(pid);
 		printf("us_per_check=%.2f\n", (now_us() - t0) / n);
 	}
 	idle_close();
@@ -249,12 +251,12 @@ main(int argc, char *argv[])
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2)
-		errx(2, "usage: probe qdepth|qdepth-stale|idle|retire|jail ...");
+		errx(2, "usage: probe qdepth|qdepth-stale|idle|started|retire|jail ...");
 	if (strcmp(argv[1], "qdepth") == 0)
 		return do_qdepth(argc, argv);
 	if (strcmp(argv[1], "qdepth-stale") == 0)
 		return do_qdepth_stale();
-	if (strcmp(argv[1], "idle") == 0)
+	if (strcmp(argv[1], "idle") == 0 || strcmp(argv[1], "started") == 0)
 		return do_idle(argc, argv);
 	if (strcmp(argv[1], "retire") == 0)
 		return do_retire(argc, argv);

@@ -107,15 +107,13 @@ reap(void)
 			}
 }
 
-/* Count the pool, look at each worker once; fill the release candidates. */
+/* Count the pool; a worker starting is running once idle_started(). */
 static void
-look(struct elastic_sample *s, struct elastic_cand *c, int *slot, int *nc,
-    long now)
+count(struct elastic_sample *s, long now)
 {
-	int	 i, v;
+	int	 i;
 
-	s->running = s->starting = s->retiring = s->idle = 0;
-	*nc = 0;
+	s->running = s->starting = s->retiring = 0;
 	for (i = 0; i < MAXW; i++) {
 		if (pool[i].state == W_FREE)
 			continue;
@@ -127,18 +125,35 @@ look(struct elastic_sample *s, struct elastic_cand *c, int *slot, int *nc,
 		    (idle_started(pool[i].pid) == 1 ||
 		    now - pool[i].born >= START_MS))
 			pool[i].state = W_RUNNING;
-		v = idle_check(pool[i].pid);
 		s->running++;
 		if (pool[i].state == W_STARTING)
 			s->starting++;
-		else if (v == 1)
-			s->idle++;
-		c[*nc].pid = pool[i].pid;
-		slot[*nc] = i;
-		c[*nc].born_ms = pool[i].born;
-		c[*nc].idle = pool[i].state == W_STARTING ? 0 : v;
-		(*nc)++;
 	}
+}
+
+/*
+ * The slot of the oldest idle running worker, -1 if none; *nidle how
+ * many are idle.  A look at each (idle_check): every ELASTIC_IDLE_MS
+ * and when one is to be released, never per connection.
+ */
+static int
+oldest_idle(int *nidle)
+{
+	struct elastic_cand	 c[MAXW];
+	int			 slot[MAXW], i, n = 0;
+
+	*nidle = 0;
+	for (i = 0; i < MAXW; i++) {
+		if (pool[i].state != W_RUNNING)
+			continue;
+		c[n].pid = pool[i].pid;
+		c[n].born_ms = pool[i].born;
+		if ((c[n].idle = idle_check(pool[i].pid)) == 1)
+			(*nidle)++;
+		slot[n++] = i;
+	}
+	i = elastic_pick(c, (size_t)n);
+	return i == -1 ? -1 : slot[i];
 }
 
 /* The second half of a retirement, a fast tick after the freeze. */
@@ -171,24 +186,30 @@ size(void)
 static void
 step(struct elastic *e, struct qdepth *q, char *argv[], long *next)
 {
+	static long		 counted;
 	struct elastic_sample	 s;
-	struct elastic_cand	 c[MAXW];
 	struct elastic_plan	 p;
-	int			 slot[MAXW], nc, i;
+	int			 i, victim = -1;
 
 	s.now_ms = now_ms();
 	if (qdepth_read(q, &s.qlen, NULL) == -1)
 		s.qlen = -1;
-	look(&s, c, slot, &nc, s.now_ms);
+	count(&s, s.now_ms);
+	s.idle = -1;
+	if (s.now_ms - counted >= ELASTIC_IDLE_MS) {
+		victim = oldest_idle(&s.idle);
+		counted = s.now_ms;
+	}
 	elastic_decide(e, &s, &p);
 	if (p.start > 0)
 		printf("grow start=%d qlen=%d running=%d starting=%d idle=%d\n",
 		    p.start, s.qlen, s.running, s.starting, s.idle);
 	for (i = 0; i < p.start; i++)
 		start(argv, s.now_ms);
-	if (p.release && (i = elastic_pick(c, (size_t)nc)) != -1 &&
-	    idle_freeze(c[i].pid) == 0) {
-		pool[slot[i]].state = W_FROZEN;
+	if (p.release && s.idle == -1)
+		victim = oldest_idle(&i);
+	if (p.release && victim != -1 && idle_freeze(pool[victim].pid) == 0) {
+		pool[victim].state = W_FROZEN;
 		p.next_ms = e->conf.fast_ms;
 	}
 	*next = p.next_ms;

@@ -38,11 +38,14 @@ elastic_init(struct elastic *e, const struct elastic_conf *c, long now)
 	e->quiet_since = now;
 	e->last_release = now;
 	e->released = 0;
+	e->waited = 0;
 }
 
 /*
  * Start one worker for each connection that waits and that no worker
  * already on its way will take, within -N; and never fewer than -n.
+ * Waits: seen at two samples in a row (a fast interval apart).  One
+ * sample also catches a connection an idle worker is about to take.
  */
 static int
 el_grow(const struct elastic *e, const struct elastic_sample *s)
@@ -50,7 +53,7 @@ el_grow(const struct elastic *e, const struct elastic_sample *s)
 	int	 want = 0, room;
 
 	room = e->conf.nmax - s->running - s->retiring;
-	if (s->qlen > 0) {
+	if (s->qlen > 0 && e->waited) {
 		want = s->qlen - s->starting;
 		if (s->idle > 0)
 			want -= s->idle;
@@ -121,6 +124,7 @@ elastic_decide(struct elastic *e, const struct elastic_sample *s,
     struct elastic_plan *p)
 {
 	p->start = el_grow(e, s);
+	e->waited = s->qlen > 0;
 	el_watch(e, s, p->start);
 	p->release = p->start == 0 && el_release(e, s);
 	if (p->release) {

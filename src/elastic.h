@@ -67,6 +67,7 @@ struct elastic {
 	long	 quiet_since;	/* queue seen empty since then */
 	long	 last_release;	/* when the last worker was released */
 	int	 released;	/* one was released since quiet_since */
+	int	 waited;	/* the previous sample saw connections wait */
 };
 
 void	 elastic_init(struct elastic *, const struct elastic_conf *, long);

@@ -58,6 +58,9 @@ static void
 test_grow_sizing(void)
 {
 	setup(2, 64, 10000);
+	sample(-5, 62, 2, 0, 0, 0);
+	CHECK(plan.start == 0);		/* waiting, or about to be taken? */
+	CHECK(plan.next_ms == 5);	/* look again soon */
 	sample(0, 62, 2, 0, 0, 0);
 	CHECK(plan.start == 62);
 	CHECK(plan.release == 0);
@@ -73,11 +76,31 @@ test_grow_sizing(void)
 	CHECK(plan.start == 7);		/* idle unknown: all of it */
 }
 
+/* A connection seen once, taken by the next sample, grows nothing. */
+static void
+test_grow_not_on_a_glimpse(void)
+{
+	int	 i;
+
+	setup(2, 64, 10000);
+	for (i = 0; i < 100; i++) {
+		sample(i * 10, 1, 4, 0, 0, -1);
+		CHECK(plan.start == 0);
+		CHECK(plan.next_ms == 5);
+		sample(i * 10 + 5, 0, 4, 0, 0, -1);
+		CHECK(plan.start == 0);
+	}
+	sample(1000, 1, 4, 0, 0, -1);
+	sample(1005, 1, 4, 0, 0, -1);
+	CHECK(plan.start == 1);		/* still there: it waits */
+}
+
 /* Never above -N (retiring workers count), never below -n. */
 static void
 test_bounds(void)
 {
 	setup(2, 64, 10000);
+	sample(-5, 10, 60, 0, 0, 0);
 	sample(0, 10, 60, 0, 0, 0);
 	CHECK(plan.start == 4);
 	sample(5, 10, 62, 0, 2, 0);
@@ -91,6 +114,7 @@ test_bounds(void)
 	sample(25, -1, 2, 0, 0, -1);
 	CHECK(plan.start == 0);		/* but no growth on it */
 	setup(0, 1, 0);
+	sample(-5, 3, 0, 0, 0, -1);
 	sample(0, 3, 0, 0, 0, -1);
 	CHECK(plan.start == 1);
 	sample(5, 0, 0, 0, 0, -1);
@@ -181,6 +205,7 @@ test_no_release_while_queued(void)
 
 	setup(2, 64, 1000);
 	sample(0, 0, 6, 0, 0, 4);
+	sample(895, 1, 6, 0, 0, 0);
 	sample(900, 1, 6, 0, 0, 0);
 	CHECK(plan.release == 0);
 	CHECK(plan.start == 1);
@@ -237,6 +262,7 @@ int
 main(void)
 {
 	test_grow_sizing();
+	test_grow_not_on_a_glimpse();
 	test_bounds();
 	test_intervals();
 	test_release();

@@ -40,7 +40,7 @@ struct elastic_sample {
 	long	 now_ms;	/* monotonic clock */
 	int	 qlen;		/* listen queue depth, -1 unknown */
 	int	 running;	/* live workers not retiring, starting included */
-	int	 starting;	/* of those, spawned but not yet accepting */
+	int	 starting;	/* of those, not yet idle_started() */
 	int	 retiring;	/* asked to leave, not yet reaped */
 	int	 idle;		/* of running, idle now (idle_check), -1 not
 				   counted this time; 0 or "at least 1" is

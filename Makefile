@@ -31,9 +31,11 @@ SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/spawn.c src/guard.c src/signame.c src/fdpass.c src/cookie.c \
 	   src/clock.c src/worker.c src/crash.c src/policy.c src/pool.c \
 	   src/dispatch.c src/loop.c src/output.c src/notify.c src/pidfile.c \
-	   src/http.c src/status.c src/statusfmt.c src/poolstats.c
+	   src/http.c src/status.c src/statusfmt.c src/poolstats.c \
+	   src/qdepth.c src/idle.c src/elastic.c
 HDRS	 = src/kfcgi.h src/log.h src/worker.h src/crash.h src/pool.h \
-	   src/dispatch.h src/output.h src/http.h src/stats.h src/status.h
+	   src/dispatch.h src/output.h src/http.h src/stats.h src/status.h \
+	   src/qdepth.h src/idle.h src/elastic.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a
@@ -42,7 +44,8 @@ LIBOBJS	 = $(LIBSRCS:.c=.o)
 
 EXAMPLE	 = examples/hello examples/hello-static
 LOADPROG = kfcgi-load
-TESTBINS = tests/testworker tests/libfcgi-worker tests/unit tests/unit-status
+TESTBINS = tests/testworker tests/libfcgi-worker tests/unit tests/unit-status \
+	   tests/elastic_unit tests/probe tests/minipool
 BENCHBINS = bench/floor bench/spawn64
 
 all: $(PROG) $(LIB) $(EXAMPLE) $(LOADPROG)
@@ -95,9 +98,25 @@ tests/unit-status: tests/unit-status.c tests/check.h src/http.c src/statusfmt.c 
 	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit-status.c \
 	    src/http.c src/statusfmt.c src/signame.c
 
+tests/elastic_unit: tests/elastic_unit.c tests/check.h src/elastic.c src/elastic.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/elastic_unit.c \
+	    src/elastic.c
+
+# Tries the queue depth and idle probes on real processes (test_probe.py).
+tests/probe: tests/probe.c src/qdepth.c src/idle.c src/qdepth.h src/idle.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/probe.c src/qdepth.c \
+	    src/idle.c
+
+# A small elastic pool wired from the three (test_probe.py), not kfcgi.
+tests/minipool: tests/minipool.c src/qdepth.c src/idle.c src/elastic.c \
+    src/qdepth.h src/idle.h src/elastic.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/minipool.c \
+	    src/qdepth.c src/idle.c src/elastic.c
+
 check: all $(TESTBINS)
 	./tests/unit
 	./tests/unit-status
+	./tests/elastic_unit
 	sh tests/run-pytest.sh
 
 # Not a test: measures, prints a table and writes BENCHMARKS.md.  Build

@@ -18,15 +18,16 @@
  * A classic worker built on the FastCGI development kit's libfcgi, as
  * packaged by Debian: proof that kfcgi serves workers it did not write.
  * It accepts on descriptor 0, the listening socket kfcgi hands it.
- * A QUERY_STRING of "sleep=MS" makes it sleep that long before answering
- * (through signals), to show which signal lets a request finish.
+ * A query of "sleep=MS" makes it take MS milliseconds over the request,
+ * however many signals come meanwhile, and say "slept=MS" (a slow
+ * request for the tests, which also shows its parameters arrived).
  * With --ignore-term it ignores SIGTERM (libfcgi 2.4.2 catches SIGTERM
  * and SIGUSR1 alike, finishing the request), leaving SIGUSR1 the only
  * graceful signal.
  */
 
-#include <err.h>
 #include <errno.h>
+#include <err.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,24 +36,31 @@
 
 #include <fcgiapp.h>
 
-static void	msleep(long);
-
-static void
-msleep(long ms)
+static long
+slow(const FCGX_Request *req)
 {
 	struct timespec	 ts;
+	const char	*qs;
+	long		 ms;
 
+	qs = FCGX_GetParam("QUERY_STRING", req->envp);
+	if (qs == NULL || strncmp(qs, "sleep=", 6) != 0)
+		return 0;
+	ms = strtol(qs + 6, NULL, 10);
+	if (ms <= 0 || ms > 60000)
+		return 0;
 	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
+	ts.tv_nsec = (ms % 1000) * 1000000;
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		continue;
+	return ms;
 }
 
 int
 main(int argc, char *argv[])
 {
 	FCGX_Request	 req;
-	const char	*qs;
+	long		 ms;
 
 	if (FCGX_Init() != 0)
 		errx(1, "FCGX_Init failed");
@@ -62,12 +70,13 @@ main(int argc, char *argv[])
 	if (FCGX_InitRequest(&req, 0, 0) != 0)
 		errx(1, "FCGX_InitRequest failed");
 	while (FCGX_Accept_r(&req) >= 0) {
-		qs = FCGX_GetParam("QUERY_STRING", req.envp);
-		if (qs != NULL && strncmp(qs, "sleep=", 6) == 0)
-			msleep(strtol(qs + 6, NULL, 10));
+		ms = slow(&req);
 		FCGX_FPrintF(req.out,
-		    "Content-Type: text/plain\r\n\r\nlibfcgi pid=%ld\n",
+		    "Content-Type: text/plain\r\n\r\nlibfcgi pid=%ld",
 		    (long)getpid());
+		if (ms > 0)
+			FCGX_FPrintF(req.out, " slept=%ld", ms);
+		FCGX_FPrintF(req.out, "\n");
 		FCGX_Finish_r(&req);
 	}
 	return 0;

@@ -33,14 +33,14 @@ def figures_name(request):
 
 
 def libfcgi_check(resp, token):
-    if resp.status != 200 or not re.fullmatch(rb"libfcgi pid=\d+\n?",
-                                              resp.body):
+    if resp.status != 200 or not re.fullmatch(
+            rb"libfcgi pid=\d+( slept=\d+)?\n?", resp.body):
         return "bad answer %r" % resp
     return None
 
 
 def libfcgi_pid(resp):
-    return int(resp.body.split(b"=")[1])
+    return int(re.match(rb"libfcgi pid=(\d+)", resp.body).group(1))
 
 
 def cpu_ticks(pid):

@@ -33,7 +33,7 @@
  * that leaves the group (setsid, setpgid) escapes it: a documented limit.
  */
 static void __attribute__((__noreturn__))
-guard_main(int rfd)
+guard_main(int rfd, int nullfd)
 {
 	struct sigaction sa;
 	char		 c;
@@ -47,7 +47,14 @@ guard_main(int rfd)
 	for (sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			(void)sigaction(sig, &sa, NULL);
-	/* Hold nothing of the manager's, the listening socket least of all. */
+	/*
+	 * Hold nothing of the manager's, the listening socket least of all,
+	 * nor the standard output of whoever started kfcgi: they would wait
+	 * for its end as long as the guard lives.
+	 */
+	(void)dup2(nullfd, STDIN_FILENO);
+	(void)dup2(nullfd, STDOUT_FILENO);
+	(void)dup2(nullfd, STDERR_FILENO);
 	if (close_range(3, rfd - 1, 0) == -1 ||
 	    close_range(rfd + 1, ~0U, 0) == -1) {
 		top = (int)sysconf(_SC_OPEN_MAX);
@@ -65,7 +72,7 @@ guard_main(int rfd)
 
 /* Start the guard; its pid is the process group for the workers. */
 pid_t
-guard_start(void)
+guard_start(int nullfd)
 {
 	int	 fds[2];
 	pid_t	 pid;
@@ -79,7 +86,7 @@ guard_start(void)
 		close(fds[1]);
 		if (setpgid(0, 0) == -1)
 			_exit(1);
-		guard_main(fds[0]);
+		guard_main(fds[0], nullfd);
 	default:
 		break;
 	}

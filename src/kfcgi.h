@@ -80,7 +80,7 @@ void	 loop_run(const struct config *, int, int, const struct rlimit *,
 	    const struct rlimit *);
 
 /* guard.c */
-pid_t	 guard_start(void);
+pid_t	 guard_start(int);
 
 /* signame.c */
 int	 signame_parse(const char *);

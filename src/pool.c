@@ -60,6 +60,7 @@ pool_init(struct pool *p, const struct config *conf, int listenfd,
 
 	memset(p, 0, sizeof(*p));
 	p->conf = conf;
+	p->nullfd = nullfd;
 	p->hooks = *hooks;
 	/* Room for two generations while a reload settles. */
 	workers_init(&p->ws, 2 * most);
@@ -390,7 +391,7 @@ pool_start(struct pool *p)
 	struct worker	*w;
 
 	p->startup = clock_ms();
-	p->spawner.pgid = guard_start();
+	p->spawner.pgid = guard_start(p->nullfd);
 	pool_fill(p);
 	if (p->conf->nworkers == 0 && (w = pool_spawn(p)) != NULL)
 		pool_exit(p, w, SIGTERM);
@@ -639,7 +640,7 @@ pool_reap(struct pool *p)
 			/* Its group lives on while workers are in it. */
 			log_warnx("guard: %d: gone; starting another",
 			    (int)pid);
-			p->spawner.pgid = guard_start();
+			p->spawner.pgid = guard_start(p->nullfd);
 		}
 	}
 	if (p->stopping && p->ws.nall == 0) {

@@ -54,6 +54,7 @@ struct pool {
 	struct workers		 ws;
 	struct crash		 crash;
 	struct pool_hooks	 hooks;
+	int			 nullfd;	/* /dev/null, opened outside */
 	unsigned int		 gen;		/* current generation */
 	unsigned int		 oldgen;	/* serving while one settles */
 	unsigned int		 lastgen;	/* last number given */

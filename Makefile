@@ -32,10 +32,10 @@ SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/clock.c src/worker.c src/crash.c src/policy.c src/pool.c \
 	   src/dispatch.c src/loop.c src/output.c src/notify.c src/pidfile.c \
 	   src/http.c src/status.c src/statusfmt.c src/poolstats.c \
-	   src/qdepth.c src/idle.c src/elastic.c
+	   src/qdepth.c src/idle.c src/elastic.c src/epool.c
 HDRS	 = src/kfcgi.h src/log.h src/worker.h src/crash.h src/pool.h \
 	   src/dispatch.h src/output.h src/http.h src/stats.h src/status.h \
-	   src/qdepth.h src/idle.h src/elastic.h
+	   src/qdepth.h src/idle.h src/elastic.h src/epool.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a

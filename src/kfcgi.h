@@ -41,6 +41,7 @@ struct user {
 struct config {
 	int		 foreground;	/* -d */
 	int		 varpool;	/* -r */
+	int		 elastic;	/* -e */
 	int		 verbose;	/* -v */
 	int		 backlog;	/* -l, derived if not given */
 	int		 nworkers;	/* -n */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "dispatch.h"
 #include "pool.h"
+#include "epool.h"
 #include "status.h"
 
 /*
@@ -59,7 +60,8 @@ loop_status(char *buf, size_t len, void *arg)
 
 	snprintf(buf, len, "%d workers%s; %llu started, %llu recycled; "
 	    "%llu connections accepted", pool_live(p),
-	    p->conf->varpool ? " (variable pool)" : "",
+	    p->conf->varpool ? " (variable pool)" :
+	    p->conf->elastic ? " (elastic pool)" : "",
 	    (unsigned long long)p->spawned, (unsigned long long)p->recycled,
 	    (unsigned long long)l->dispatch.accepted);
 }
@@ -199,11 +201,13 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 	pool_start(&l->pool);
 	if (conf->varpool)
 		dispatch_start(&l->dispatch);
+	epool_start(&l->pool);
 	poolstats_start(&l->pool, conf->varpool ? &l->dispatch : NULL);
 	daemon_ready(nullfd);
 	notify_ready(loop_status, l);
 	log_info("start: %d workers of %s%s", pool_live(&l->pool),
-	    conf->argv[0], conf->varpool ? " (variable pool)" : "");
+	    conf->argv[0], conf->varpool ? " (variable pool)" :
+	    conf->elastic ? " (elastic pool)" : "");
 	event_dispatch();
 	loop_report(l);
 	log_onfatal(NULL);
@@ -211,6 +215,7 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 	for (i = 0; i < NHANDLED; i++)
 		signal_del(&l->ev_sig[i]);
 	status_stop();
+	epool_stop();
 	if (conf->varpool)
 		dispatch_free(&l->dispatch);
 	pool_free(&l->pool);

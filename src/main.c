@@ -27,6 +27,7 @@
 
 #include "kfcgi.h"
 #include "log.h"
+#include "epool.h"
 #include "status.h"
 
 #define DEFAULT_SOCKPATH	"/var/www/run/httpd.sock"
@@ -41,7 +42,7 @@
 static void __attribute__((__noreturn__))
 usage(void)
 {
-	fprintf(stderr, "usage: kfcgi [-drv] [-g grace] [-k signal] "
+	fprintf(stderr, "usage: kfcgi [-derv] [-g grace] [-k signal] "
 	    "[-l backlog] [-m maxrequests]\n"
 	    "             [-n workers] [-N maxworkers] [-P pidfile] "
 	    "[-p chroot] [-S statusaddr]\n"
@@ -104,10 +105,11 @@ derive(struct config *c, int nset, int maxset, int backset)
 		c->maxworkers = c->nworkers > 0 ? 2 * c->nworkers : 1;
 	if (c->maxworkers > KFCGI_MAXWORKERS)
 		c->maxworkers = KFCGI_MAXWORKERS;
-	if (c->varpool && c->maxworkers < c->nworkers)
+	if ((c->varpool || c->elastic) && c->maxworkers < c->nworkers)
 		badusage("-N: %d: below -n %d", c->maxworkers, c->nworkers);
 	if (!backset)
-		c->backlog = 2 * (c->varpool ? c->maxworkers : c->nworkers);
+		c->backlog = 2 * (c->varpool || c->elastic ? c->maxworkers :
+		    c->nworkers);
 	if ((why = sock_spec_check(c->sockpath)) != NULL)
 		badusage("-s: %s: %s", c->sockpath, why);
 	if (c->sockuser.name != NULL && sock_is_tcp(c->sockpath))
@@ -139,10 +141,13 @@ parse(struct config *c, int argc, char *argv[])
 	 * "+": options end at prog, whose own options are its business.
 	 * ":": we word the errors ourselves.
 	 */
-	while ((ch = getopt(argc, argv, "+:dg:k:l:m:n:N:P:p:rS:s:t:u:U:vw:")) != -1) {
+	while ((ch = getopt(argc, argv, "+:deg:k:l:m:n:N:P:p:rS:s:t:u:U:vw:")) != -1) {
 		switch (ch) {
 		case 'd':
 			c->foreground = 1;
+			break;
+		case 'e':
+			c->elastic = 1;
 			break;
 		case 'r':
 			c->varpool = 1;
@@ -219,9 +224,11 @@ parse(struct config *c, int argc, char *argv[])
 	if (procuser != NULL)
 		lookup(&c->procuser, 'U', procuser);
 	derive(c, nset, maxset, backset);
-	if (!c->varpool && varonly)
-		fprintf(stderr, "kfcgi: -%c: has no effect without -r\n",
-		    varonly);
+	if (c->varpool && c->elastic)
+		badusage("-e and -r: one pool or the other");
+	if (!c->varpool && varonly && !(c->elastic && strchr("Nw", varonly)))
+		fprintf(stderr, "kfcgi: -%c: has no effect without -r%s\n",
+		    varonly, strchr("Nw", varonly) != NULL ? " or -e" : "");
 }
 
 /* Descriptors systemd passes (LISTEN_FDS), meant for this process. */
@@ -277,7 +284,8 @@ main(int argc, char *argv[])
 		pidfile_open(conf.pidfile);
 	/* Two generations serve at once while a reload settles. */
 	priv_raise_nofile(2 * (conf.varpool ? FD_PER_VARWORKER *
-	    conf.maxworkers : FD_PER_WORKER * conf.nworkers) + FD_RESERVE,
+	    conf.maxworkers : FD_PER_WORKER * (conf.elastic ?
+	    conf.maxworkers : conf.nworkers)) + FD_RESERVE,
 	    &orig, &raised);
 	listenfd = sock_listen(&conf);
 	if (conf.varpool &&
@@ -287,6 +295,7 @@ main(int argc, char *argv[])
 	if (conf.statusaddr != NULL)
 		conf.statusfd = sock_open(conf.statusaddr, STATUS_BACKLOG,
 		    &conf.sockuser);
+	epool_open(listenfd, conf.elastic);
 	nullfd = devnull_open();
 	log_open(1, conf.verbose);
 	notify_open();

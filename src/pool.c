@@ -56,7 +56,8 @@ void
 pool_init(struct pool *p, const struct config *conf, int listenfd,
     int nullfd, const struct pool_hooks *hooks)
 {
-	int	 most = conf->varpool ? conf->maxworkers : conf->nworkers;
+	int	 most = conf->varpool || conf->elastic ? conf->maxworkers :
+		    conf->nworkers;
 
 	memset(p, 0, sizeof(*p));
 	p->conf = conf;
@@ -145,6 +146,10 @@ pool_retire(struct pool *p, struct worker *w)
 	switch (w->state) {
 	case W_RUNNING:
 		pool_exit(p, w, p->conf->killsig);
+		break;
+	case W_FROZEN:
+		pool_exit(p, w, p->conf->killsig);
+		signal_worker(w, SIGCONT);
 		break;
 	case W_IDLE:
 		pool_exit(p, w, SIGTERM);
@@ -292,6 +297,7 @@ worker_place(struct pool *p, struct worker *w, int chan)
 	w->owner = p;
 	w->gen = p->gen;
 	w->chan = chan;
+	w->starting = p->conf->elastic;
 	w->recycle_at = p->conf->varpool ?
 	    policy_recycle_at(p->conf->maxreqs, arc4random()) : 0;
 	if (chan != -1) {
@@ -796,7 +802,8 @@ pool_stop(struct pool *p, int sig)
 	evtimer_del(&p->ev_stable);
 	for (w = TAILQ_FIRST(&p->ws.all); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, all);
-		if (w->state == W_RUNNING || w->state == W_IDLE)
+		if (w->state == W_RUNNING || w->state == W_FROZEN ||
+		    w->state == W_IDLE)
 			pool_retire(p, w);
 	}
 	clock_timer_ms(&p->ev_stop, grace_ms(p));

@@ -22,6 +22,7 @@
 
 #include "kfcgi.h"
 #include "dispatch.h"
+#include "epool.h"
 #include "pool.h"
 #include "status.h"
 
@@ -40,16 +41,17 @@ poolstats_fill(struct stats *s, void *arg UNUSED)
 	const struct config	*c = p->conf;
 	const struct workers	*ws = &p->ws;
 
-	s->pool = c->varpool ? "variable" : "fixed";
+	s->pool = c->varpool ? "variable" : c->elastic ? "elastic" : "fixed";
 	s->nworkers = c->nworkers;
-	s->maxworkers = c->varpool ? c->maxworkers : c->nworkers;
+	s->maxworkers = c->varpool || c->elastic ? c->maxworkers :
+	    c->nworkers;
 	s->backlog = c->backlog;
 	s->workers = workers_live(ws);
 	s->exiting = ws->count[W_DRAINING] + ws->count[W_EXITING] +
 	    ws->count[W_KILLED];
 	s->idle = c->varpool ? ws->count[W_IDLE] : -1;
 	s->busy = c->varpool ? ws->count[W_BUSY] : -1;
-	s->queue = s->queue_max = -1;
+	epool_figures(&s->queue, &s->queue_max, &s->queue_full);
 	if (src.dispatch != NULL) {
 		s->accepted = src.dispatch->accepted;
 		s->at_max = src.dispatch->at_max;

@@ -23,7 +23,10 @@
 
 /* The state machine, written down once. */
 static const unsigned int allowed[W_NSTATES] = {
-	[W_RUNNING]	= B(W_EXITING) | B(W_KILLED) | B(W_DEAD),
+	[W_RUNNING]	= B(W_FROZEN) | B(W_EXITING) | B(W_KILLED) |
+			  B(W_DEAD),
+	[W_FROZEN]	= B(W_RUNNING) | B(W_EXITING) | B(W_KILLED) |
+			  B(W_DEAD),
 	[W_IDLE]	= B(W_BUSY) | B(W_EXITING) | B(W_KILLED) | B(W_DEAD),
 	[W_BUSY]	= B(W_IDLE) | B(W_DRAINING) | B(W_EXITING) |
 			  B(W_KILLED) | B(W_DEAD),
@@ -34,7 +37,8 @@ static const unsigned int allowed[W_NSTATES] = {
 };
 
 static const char *const names[W_NSTATES] = {
-	"running", "idle", "busy", "draining", "exiting", "killed", "dead"
+	"running", "frozen", "idle", "busy", "draining", "exiting", "killed",
+	"dead"
 };
 
 const char *
@@ -181,7 +185,8 @@ worker_set(struct workers *ws, struct worker *w, enum wstate to, msec_t now)
 int
 workers_live(const struct workers *ws)
 {
-	return ws->count[W_RUNNING] + ws->count[W_IDLE] + ws->count[W_BUSY];
+	return ws->count[W_RUNNING] + ws->count[W_FROZEN] + ws->count[W_IDLE] +
+	    ws->count[W_BUSY];
 }
 
 struct worker *

@@ -35,6 +35,8 @@ typedef int64_t	msec_t;
  * decides the next state and does what goes with it (signals, channel).
  *
  *   RUNNING   classic worker: accepts on descriptor 0 by itself
+ *   FROZEN    -e: stopped (SIGSTOP) for a moment, to be retired if it is
+ *             still waiting for a connection; then RUNNING or EXITING
  *   IDLE      -r: on the idle list, waiting for a connection
  *   BUSY      -r: holds one connection, owes us its cookie
  *   DRAINING  -r: busy, and retires once it gives the connection back
@@ -45,6 +47,7 @@ typedef int64_t	msec_t;
  */
 enum wstate {
 	W_RUNNING,
+	W_FROZEN,
 	W_IDLE,
 	W_BUSY,
 	W_DRAINING,
@@ -69,6 +72,7 @@ struct worker {
 	uint64_t		 served;	/* cookies returned */
 	uint64_t		 recycle_at;	/* -m: served count, 0: never */
 	int			 fault;		/* it ended, not we */
+	int			 starting;	/* -e: not yet seen serving */
 	void			*owner;		/* the pool */
 	struct output		 out;		/* its stdout and stderr */
 	TAILQ_ENTRY(worker)	 entry;		/* idle, busy or exiting list */

@@ -16,7 +16,7 @@ from fcgiclient import (FcgiError, Hammer, parallel, parse_list, request,
                         spawn)
 
 needs_root = pytest.mark.needs_root
-OPTION_LETTERS = set("drvlnNpSsuUwgktmP")
+OPTION_LETTERS = set("derlnNpSsuUwgktmPv")
 GRACE = 5
 
 

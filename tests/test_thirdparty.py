@@ -158,6 +158,7 @@ class Nginx:
         self.proc = None
         self.port = None
         self.errlog = os.path.join(prefix, "error.log")
+        self.extra = ""         # more directives for the location
 
     def upstream(self):
         """The fastcgi_pass target, and an upstream block for a list (with
@@ -191,14 +192,14 @@ http {
         listen 127.0.0.1:%(port)d;
         location / {
             include %(params)s;
-            fastcgi_pass %(target)s;
+%(extra)s            fastcgi_pass %(target)s;
         }
     }
 }
 """ % {"user": "user root;" if os.geteuid() == 0 else "",
        "p": p, "temps": temps, "port": self.port,
        "params": FASTCGI_PARAMS, "target": target,
-       "upstream": upstream}
+       "upstream": upstream, "extra": self.extra}
 
     def start(self, timeout=15.0):
         need_file(NGINX, "nginx-light")

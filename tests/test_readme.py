@@ -15,7 +15,14 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, alive, children, descendants, kill_quiet, wait_for
+from conftest import ROOT, alive, descendants, kill_quiet, pgid_of, wait_for
+from conftest import children as all_children
+
+
+def children(pid):
+    """kfcgi's workers: its children but the guard, which leads their
+    process group."""
+    return [p for p in all_children(pid) if pgid_of(p) != p]
 
 NGINX = "/usr/sbin/nginx"
 FASTCGI_PARAMS = "/etc/nginx/fastcgi_params"

@@ -174,7 +174,7 @@ class Manager:
 
 
 def kfcgi_argv(sock, worker, n, var):
-    extra = ["-r", "-n", str(n), "-N", str(n)] if var else ["-n", str(n)]
+    extra = [var, "-n", str(n), "-N", str(n)] if var else ["-n", str(n)]
     return [KFCGI, "-d", "-p", "/", "-l", str(BACKLOG), "-s", sock] + \
         extra + ["--", worker]
 
@@ -191,8 +191,9 @@ def direct_argv(sock, worker, n):
 
 KINDS = {
     "direct": lambda s, w, n: direct_argv(s, w, n),
-    "kfcgi fixed": lambda s, w, n: kfcgi_argv(s, w, n, False),
-    "kfcgi -r": lambda s, w, n: kfcgi_argv(s, w, n, True),
+    "kfcgi fixed": lambda s, w, n: kfcgi_argv(s, w, n, None),
+    "kfcgi -e": lambda s, w, n: kfcgi_argv(s, w, n, "-e"),
+    "kfcgi -r": lambda s, w, n: kfcgi_argv(s, w, n, "-r"),
     "floor": lambda s, w, n: floor_argv(s, w, n),
 }
 
@@ -274,10 +275,11 @@ def pools(tmp, sizes, worker, kinds):
 
 # ---------------------------------------------------------- burst ---
 
-def burst_once(tmp):
-    """Idle -r -n 2 -N 64, then 64 concurrent one-second requests."""
+def burst_once(tmp, pool="-r"):
+    """Idle -r (or -e) -n 2 -N 64, then 64 concurrent one-second
+    requests."""
     sock = os.path.join(tmp, "burst.sock")
-    argv = [KFCGI, "-d", "-p", "/", "-l", str(BACKLOG), "-s", sock, "-r",
+    argv = [KFCGI, "-d", "-p", "/", "-l", str(BACKLOG), "-s", sock, pool,
             "-n", "2", "-N", "64", "--", TESTWORKER]
     m = Manager("kfcgi burst", argv, sock, TESTWORKER, 2, tmp)
     try:
@@ -315,18 +317,21 @@ def spawn64_once():
 
 
 def burst(tmp):
-    spawns, bursts = [], []
+    spawns, bursts, ebursts = [], [], []
     reps = max(REPEATS, BURST_REPEATS)
     for rep in range(reps):
         note("repeat %d/%d: burst" % (rep + 1, reps))
         spawns.append(spawn64_once())
         bursts.append(burst_once(tmp))
+        ebursts.append(burst_once(tmp, "-e"))
     return {"spawn64": statistics.median(spawns),
             "spawned": med(bursts, "spawned"), "last": med(bursts, "last"),
             "answered": min(b["answered"] for b in bursts),
             "errors": sum(b["errors"] for b in bursts),
             "cpu_ms": med(bursts, "cpu_ms"), "argv": bursts[0]["argv"],
-            "spawn_runs": spawns, "burst_runs": bursts}
+            "spawn_runs": spawns, "burst_runs": bursts,
+            "e_spawned": med(ebursts, "spawned"), "e_last": med(ebursts, "last"),
+            "e_errors": sum(b["errors"] for b in ebursts)}
 
 
 # ------------------------------------------------------------ RSS ---
@@ -576,6 +581,11 @@ def pool_ratios(rep, res, sizes):
             r = paired(fx, d, "rps")
             rep.add("| req/s kfcgi fixed / direct | %d | %.2f | >= 0.97 | %s |"
                     % (n, r, verdict(r >= 0.97)))
+        el = res.get(("kfcgi -e", n))
+        if d and el:
+            r = paired(el, d, "rps")
+            rep.add("| req/s kfcgi -e / direct | %d | %.2f | >= 0.97 | %s |"
+                    % (n, r, verdict(r >= 0.97)))
         if v and fl:
             r = paired(v, fl, "cpu")
             rep.add("| manager CPU/conn kfcgi -r / floor | %d | %.2f | <= 0.8 "
@@ -690,6 +700,11 @@ def report(results, started, elapsed):
                     b["last"], ", ".join(fmt(x["last"]) for x in
                                          b["burst_runs"]), tgt_last,
                     verdict(b["last"] <= tgt_last)))
+        rep.add("| -e: until 64 workers run | %s | | as -r | %s |" % (
+            fmt(b["e_spawned"], "%.1f"),
+            verdict(b["e_spawned"] <= 1.2 * b["spawned"])))
+        rep.add("| -e: until the last answer | %s | | <= 1250 | %s |" % (
+            fmt(b["e_last"]), verdict(b["e_last"] <= 1250)))
         rep.add("| manager CPU during the burst | %s | | | |" %
                 ("%.0f" % b["cpu_ms"] if b["cpu_ms"] > 0 else
                  "< %.0f (one tick)" % (1000 / TCK)))
@@ -773,7 +788,7 @@ def main():
             results["pools"] = pools(tmp, SIZES, HELLO, list(KINDS))
         if "libfcgi" in ONLY:
             results["libfcgi"] = pools(tmp, SIZES, LIBFCGI,
-                                       ["direct", "kfcgi fixed"])
+                                       ["direct", "kfcgi fixed", "kfcgi -e"])
         if "burst" in ONLY:
             results["burst"] = burst(tmp)
         if "rss" in ONLY:

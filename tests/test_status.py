@@ -221,7 +221,7 @@ def test_curl_metrics_status_head_404(kfcgi):
     doc = json.loads(curl(path, "http://localhost/status"))
     assert doc["pool"] == "variable" and doc["live"] == 2, doc
     assert doc["idle"] == 2 and doc["busy"] == 0, doc
-    assert doc["queue"] is None, doc
+    assert doc["queue"] == 0 and doc["queue_max"] == 0, doc
     assert sorted(w["pid"] for w in doc["workers"]) == ws, doc
     assert all(w["state"] == "idle" for w in doc["workers"]), doc
 

@@ -84,11 +84,23 @@ def cputicks(pid):
 
 
 def children(pid):
+    """Children of pid but kfcgi's guard (a fork of kfcgi that leads the
+    workers' process group, pgid == pid)."""
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
+            kids = [int(p) for p in f.read().split()]
     except OSError:
         return []
+    return [k for k in kids if not is_group_leader(k)]
+
+
+def is_group_leader(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return False
+    return int(data[data.rfind(")") + 2:].split()[2]) == pid
 
 
 def comm(pid):

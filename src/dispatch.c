@@ -259,6 +259,9 @@ dispatch_kick(struct dispatch *d)
 		want_worker(d);
 		return;
 	}
+	/* Already watching: the loop says when a connection comes. */
+	if (d->state == ACC_ACCEPTING)
+		return;
 	dispatch_set(d, ACC_ACCEPTING);
 	accept_batch(d);
 }

@@ -32,11 +32,16 @@
 
 static void	 dispatch_kick(struct dispatch *);
 
-/* The one place where the accepting state changes. */
+/*
+ * The one place where the accepting state changes.  With an edge-
+ * triggered event (epoll, kqueue) the socket stays watched whatever the
+ * state, and the state alone says whether to accept: no system call to
+ * pause and resume; with a level-triggered one, the event must go.
+ */
 static void
 dispatch_set(struct dispatch *d, enum accept_state to)
 {
-	int	 want = to == ACC_ACCEPTING;
+	int	 want = to == ACC_ACCEPTING || (d->edge && to != ACC_STOPPING);
 
 	if (d->state == ACC_STOPPING)
 		return;
@@ -182,6 +187,7 @@ accept_one(struct dispatch *d)
 #if EWOULDBLOCK != EAGAIN
 		case EWOULDBLOCK:
 #endif
+			d->maybe = 0;
 			return -1;
 		case EMFILE:
 		case ENFILE:
@@ -234,6 +240,9 @@ accept_batch(struct dispatch *d)
 		if (w == NULL || handoff(d, w, fd) == -1)
 			held_push(d, fd);
 	}
+	/* Let other events run; edge-triggered, nothing else would come back. */
+	if (d->edge)
+		event_active(&d->ev_accept, EV_READ, 1);
 }
 
 /* Something changed (a worker freed, started or died): move on. */
@@ -259,8 +268,8 @@ dispatch_kick(struct dispatch *d)
 		want_worker(d);
 		return;
 	}
-	/* Already watching: the loop says when a connection comes. */
-	if (d->state == ACC_ACCEPTING)
+	/* Watching, and none left queued: the loop says when one comes. */
+	if (d->state == ACC_ACCEPTING && !d->maybe)
 		return;
 	dispatch_set(d, ACC_ACCEPTING);
 	accept_batch(d);
@@ -269,7 +278,12 @@ dispatch_kick(struct dispatch *d)
 static void
 accept_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
-	accept_batch(arg);
+	struct dispatch	*d = arg;
+
+	d->maybe = 1;
+	/* Edge-triggered, the event comes whatever the state: only then. */
+	if (d->state == ACC_ACCEPTING)
+		accept_batch(d);
 }
 
 static void
@@ -380,14 +394,16 @@ dispatch_hooks(struct dispatch *d, struct pool_hooks *h)
 }
 
 void
-dispatch_init(struct dispatch *d, struct pool *p, int listenfd)
+dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge)
 {
 	memset(d, 0, sizeof(*d));
 	d->pool = p;
 	d->listenfd = listenfd;
 	d->state = ACC_WAIT_WORKER;
-	event_set(&d->ev_accept, listenfd, EV_READ | EV_PERSIST, accept_cb,
-	    d);
+	d->edge = edge;
+	d->maybe = 1;
+	event_set(&d->ev_accept, listenfd, EV_READ | EV_PERSIST |
+	    (edge ? EV_ET : 0), accept_cb, d);
 	evtimer_set(&d->ev_grow, grow_cb, d);
 	evtimer_set(&d->ev_resume, resume_cb, d);
 }

@@ -49,6 +49,8 @@ struct dispatch {
 	int			 listenfd;
 	enum accept_state	 state;
 	int			 armed;		/* ev_accept added */
+	int			 edge;		/* edge-triggered: stays added */
+	int			 maybe;		/* connections may be queued */
 	struct held		 held;
 	msec_t			 last_free;	/* last cookie returned */
 	msec_t			 resume_ms;	/* WAIT_FDS back-off */
@@ -58,7 +60,7 @@ struct dispatch {
 	uint64_t		 accepted, at_max;
 };
 
-void	 dispatch_init(struct dispatch *, struct pool *, int);
+void	 dispatch_init(struct dispatch *, struct pool *, int, int);
 void	 dispatch_hooks(struct dispatch *, struct pool_hooks *);
 void	 dispatch_start(struct dispatch *);
 void	 dispatch_stop(struct dispatch *);

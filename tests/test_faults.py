@@ -696,7 +696,9 @@ def test_stray_signals_ignored_and_logged(kfcgi, request, args):
     finally:
         load.stop()
     assert load.failed == 0, load.report()
-    assert kfcgi.workers() == ws, "workers changed on a stray signal"
+    # the same workers serve (with -r the pool may have grown meanwhile)
+    assert set(ws) <= set(kfcgi.workers()), \
+        "workers replaced on a stray signal"
     text = kfcgi.log().upper()
     for name in ("USR1", "USR2", "ALRM"):
         assert name in text, "SIG%s not logged:\n%s" % (name, kfcgi.log())

@@ -14,7 +14,7 @@ import pytest
 from conftest import alive, wait_for
 from fcgiclient import Sampler, parallel
 from loaddriver import Load
-from test_faults import libfcgi_check, libfcgi_pid
+from test_faults import libfcgi_check, libfcgi_pid, php_page
 from test_thirdparty import PHP_CGI, Nginx, need_file
 
 
@@ -78,32 +78,6 @@ def test_no_growth_without_a_queue(kfcgi):
     finally:
         s.stop()
     assert s.max_len() <= 3, "grew to %d for one client" % s.max_len()
-
-
-def php_page(sockdir):
-    docroot = os.path.join(sockdir, "php")
-    os.mkdir(docroot)
-    os.chmod(docroot, 0o755)
-    page = os.path.join(docroot, "t.php")
-    with open(page, "w") as f:
-        f.write('<?php $ms = intval($_GET["sleep"] ?? 0); '
-                'if ($ms) usleep($ms * 1000); '
-                'echo "php ok ", getmypid(), " ", '
-                'file_get_contents("php://input"), "\\n";\n')
-    os.chmod(page, 0o644)
-    params = {"SCRIPT_FILENAME": page, "SCRIPT_NAME": "/t.php",
-              "DOCUMENT_ROOT": docroot, "REDIRECT_STATUS": "200",
-              "REQUEST_URI": "/t.php"}
-
-    def check(resp, token):
-        m = re.fullmatch(rb"php ok (\d+) (\S+)\n", resp.body)
-        if resp.status != 200 or not m or m.group(2) != token.encode():
-            return "bad answer %r" % resp
-        return None
-
-    def pid_of(resp):
-        return int(resp.body.split()[2])
-    return params, check, pid_of
 
 
 WORKERS = ["testworker", "libfcgi", "php-cgi"]

@@ -544,20 +544,22 @@ def test_fixed_pool_recycling_full_rate(kfcgi, request):
     assert "restarting in" not in kfcgi.log()
 
 
-@pytest.mark.time_limit(60)
-def test_php_cgi_max_requests(kfcgi, sockdir, request):
-    """php-cgi with PHP_FCGI_MAX_REQUESTS=20 under load: it exits after
-    every 20 requests; kfcgi restarts it at once."""
-    if not os.access(PHP_CGI, os.X_OK):
-        pytest.skip("php-cgi is missing (Debian package php-cgi)")
+def php_page(sockdir):
+    """A PHP page in sockdir that echoes its body (after sleep=MS); the
+    FastCGI parameters to run it, a check of its answer, its pid."""
     docroot = os.path.join(sockdir, "php")
     os.mkdir(docroot)
     os.chmod(docroot, 0o755)
     page = os.path.join(docroot, "t.php")
     with open(page, "w") as f:
-        f.write('<?php echo "php ok ", getmypid(), " ", '
+        f.write('<?php $ms = intval($_GET["sleep"] ?? 0); '
+                'if ($ms) usleep($ms * 1000); '
+                'echo "php ok ", getmypid(), " ", '
                 'file_get_contents("php://input"), "\\n";\n')
     os.chmod(page, 0o644)
+    params = {"SCRIPT_FILENAME": page, "SCRIPT_NAME": "/t.php",
+              "DOCUMENT_ROOT": docroot, "REDIRECT_STATUS": "200",
+              "REQUEST_URI": "/t.php"}
 
     def check(resp, token):
         m = re.fullmatch(rb"php ok (\d+) (\S+)\n", resp.body)
@@ -567,14 +569,25 @@ def test_php_cgi_max_requests(kfcgi, sockdir, request):
 
     def pid_of(resp):
         return int(resp.body.split()[2])
+    return params, check, pid_of
+
+
+
+@pytest.mark.time_limit(60)
+def test_php_cgi_max_requests(kfcgi, sockdir, request):
+    """php-cgi with PHP_FCGI_MAX_REQUESTS=20 under load: it exits after
+    every 20 requests; kfcgi restarts it at once."""
+    if not os.access(PHP_CGI, os.X_OK):
+        pytest.skip("php-cgi is missing (Debian package php-cgi)")
+    params, check, pid_of = php_page(sockdir)
+    params["REQUEST_METHOD"] = "POST"
     kfcgi.start(["-n", "2"], prog=PHP_CGI,
                 env={"PHP_FCGI_MAX_REQUESTS": "20",
                      "PHP_FCGI_CHILDREN": None})
     kfcgi.wait_workers(2)
     load = Load(kfcgi.sock, clients=4, seconds=4, query="",
                 check=check, pid_of=pid_of,
-                params={"SCRIPT_FILENAME": page, "SCRIPT_NAME": "/t.php",
-                        "REQUEST_METHOD": "POST"},
+                params=params,
                 record=figures_name(request))
     load_at_full_rate(kfcgi, load)
     assert load.answered >= 200, load.report()

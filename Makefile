@@ -125,7 +125,7 @@ bench/floor: bench/floor.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/floor.c
 
 bench/spawn64: bench/spawn64.c
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/spawn64.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/spawn64.c -lpthread
 
 bench: all tests/testworker tests/libfcgi-worker $(BENCHBINS)
 	sh bench/run.sh --write

@@ -16,7 +16,7 @@
  */
 
 /*
- *	spawn64 [-n count] prog [arg ...]
+ *	spawn64 [-f] [-n count] [-t threads] prog [arg ...]
  *
  * Starts count (64) copies of prog one after another as kfcgi -r starts
  * workers (a socketpair channel on descriptor 3,
@@ -28,6 +28,11 @@
  * the last one.  glibc's posix_spawn returns once the child has exec'd,
  * so this is what a manager that waits for each exec pays.  Then it
  * closes the channels, which makes the workers exit, and reaps them.
+ *
+ * -t: the spawns are shared by that many threads (the channels made
+ * beforehand, as a manager would); the time is until the last thread is
+ * done.  -f: fork and execve instead, in one thread: the parent does not
+ * wait for the exec, so this is the cost of the forks alone.
  */
 
 #include <sys/types.h>
@@ -35,7 +40,9 @@
 #include <sys/wait.h>
 
 #include <err.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +51,15 @@
 #include <unistd.h>
 
 #define MAXN	4096
+#define MAXT	64
+
+static pid_t	 pids[MAXN];
+static int	 chans[MAXN], peers[MAXN];
+static char	**args;
+static int	 null, forking;
+static long	 nspawn, nthreads;
+static char	 var[] = "FCGI_LISTENSOCK_DESCRIPTORS=3";
+static char	*env[] = { var, NULL };
 
 static double
 now_ms(void)
@@ -54,47 +70,106 @@ now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static void
+spawn_fork(long i)
+{
+	pid_t	 pid;
+
+	if ((pid = fork()) == -1)
+		err(1, "fork");
+	if (pid == 0) {
+		if (dup2(null, 0) == -1 || dup2(peers[i], 3) == -1)
+			_exit(127);
+		execve(args[0], args, env);
+		_exit(127);
+	}
+	pids[i] = pid;
+}
+
+static void
+spawn_one(long i)
+{
+	posix_spawn_file_actions_t	 fa;
+	int				 rc;
+
+	if (forking) {
+		spawn_fork(i);
+		return;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, null, 0);
+	posix_spawn_file_actions_adddup2(&fa, peers[i], 3);
+	rc = posix_spawn(&pids[i], args[0], &fa, NULL, args, env);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0)
+		errx(1, "posix_spawn: %s: %s", args[0], strerror(rc));
+}
+
+/* Thread t spawns t, t + nthreads, ...: each entry is its own. */
+static void *
+spawner(void *arg)
+{
+	long	 i;
+
+	for (i = (long)arg; i < nspawn; i += nthreads)
+		spawn_one(i);
+	return NULL;
+}
+
 int
 main(int argc, char *argv[])
 {
-	static char			 var[] = "FCGI_LISTENSOCK_DESCRIPTORS=3";
-	static pid_t			 pids[MAXN];
-	static int			 chans[MAXN];
-	char				*env[] = { var, NULL };
-	posix_spawn_file_actions_t	 fa;
-	double				 t0, t1;
-	long				 n = 64, i;
-	int				 ch, sv[2], null, rc;
+	pthread_t	 th[MAXT];
+	double		 t0, t1;
+	long		 i;
+	int		 ch, sv[2], rc;
 
-	while ((ch = getopt(argc, argv, "+n:")) != -1)
-		if (ch != 'n' || (n = strtol(optarg, NULL, 10)) < 1 || n > MAXN)
-			errx(1, "usage: spawn64 [-n count] prog [arg ...]");
-	argv += optind;
-	if (*argv == NULL)
-		errx(1, "usage: spawn64 [-n count] prog [arg ...]");
+	nspawn = 64;
+	nthreads = 1;
+	while ((ch = getopt(argc, argv, "+fn:t:")) != -1)
+		if (ch == 'f')
+			forking = 1;
+		else if (ch == 'n' && (nspawn = strtol(optarg, NULL, 10)) >= 1 &&
+		    nspawn <= MAXN)
+			continue;
+		else if (ch == 't' && (nthreads = strtol(optarg, NULL, 10)) >= 1 &&
+		    nthreads <= MAXT)
+			continue;
+		else
+			errx(1, "usage: spawn64 [-f] [-n count] [-t threads] "
+			    "prog [arg ...]");
+	args = argv + optind;
+	if (*args == NULL)
+		errx(1, "usage: spawn64 [-f] [-n count] [-t threads] "
+		    "prog [arg ...]");
 	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
 		err(1, "/dev/null");
-
-	t0 = now_ms();
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < nspawn; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 			err(1, "socketpair");
-		posix_spawn_file_actions_init(&fa);
-		posix_spawn_file_actions_adddup2(&fa, null, 0);
-		posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-		rc = posix_spawn(&pids[i], argv[0], &fa, NULL, argv, env);
-		posix_spawn_file_actions_destroy(&fa);
-		if (rc != 0)
-			errx(1, "posix_spawn: %s: %s", argv[0], strerror(rc));
-		close(sv[1]);
 		chans[i] = sv[0];
+		peers[i] = sv[1];
+	}
+
+	t0 = now_ms();
+	if (nthreads == 1)
+		spawner((void *)0);
+	else {
+		for (i = 0; i < nthreads; i++)
+			if ((rc = pthread_create(&th[i], NULL, spawner,
+			    (void *)i)) != 0)
+				errx(1, "pthread_create: %s", strerror(rc));
+		for (i = 0; i < nthreads; i++)
+			pthread_join(th[i], NULL);
 	}
 	t1 = now_ms();
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < nspawn; i++) {
+		close(peers[i]);
 		close(chans[i]);
-	for (i = 0; i < n; i++)
+	}
+	for (i = 0; i < nspawn; i++)
 		waitpid(pids[i], NULL, 0);
-	printf("spawns=%ld ms=%.1f\n", n, t1 - t0);
+	printf("spawns=%ld ms=%.1f\n", nspawn, t1 - t0);
 	return 0;
 }

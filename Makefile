@@ -32,10 +32,10 @@ SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/clock.c src/worker.c src/crash.c src/policy.c src/pool.c \
 	   src/dispatch.c src/loop.c src/output.c src/notify.c src/pidfile.c \
 	   src/http.c src/status.c src/statusfmt.c src/poolstats.c \
-	   src/qdepth.c src/idle.c src/elastic.c src/epool.c
+	   src/qdepth.c src/idle.c src/elastic.c src/epool.c src/spawnq.c
 HDRS	 = src/kfcgi.h src/log.h src/worker.h src/crash.h src/pool.h \
 	   src/dispatch.h src/output.h src/http.h src/stats.h src/status.h \
-	   src/qdepth.h src/idle.h src/elastic.h src/epool.h
+	   src/qdepth.h src/idle.h src/elastic.h src/epool.h src/spawnq.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a
@@ -51,7 +51,8 @@ BENCHBINS = bench/floor bench/spawn64
 all: $(PROG) $(LIB) $(EXAMPLE) $(LOADPROG)
 
 $(PROG): $(OBJS)
-	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) \
+	    -lpthread
 
 src/%.o: src/%.c $(HDRS)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(EVENT_CFLAGS) -c -o $@ $<
@@ -88,10 +89,10 @@ tests/libfcgi-worker: tests/libfcgi-worker.c
 
 # The pure pieces, without processes: state machine, policies, channel.
 UNITSRCS = src/crash.c src/policy.c src/worker.c src/fdpass.c \
-	   src/cookie.c src/signame.c src/log.c
+	   src/cookie.c src/signame.c src/log.c src/spawnq.c
 tests/unit: tests/unit.c tests/check.h $(UNITSRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(EVENT_CFLAGS) -Isrc -o $@ tests/unit.c \
-	    $(UNITSRCS)
+	    $(UNITSRCS) -lpthread
 
 tests/unit-status: tests/unit-status.c tests/check.h src/http.c src/statusfmt.c \
     $(HDRS)

@@ -25,6 +25,7 @@
 #include "kfcgi.h"
 #include "log.h"
 #include "dispatch.h"
+#include "epool.h"
 
 #define ACCEPT_BATCH	64	/* connections per accept event */
 #define RESUME_MIN_MS	10	/* accept again after EMFILE, doubling */
@@ -302,6 +303,7 @@ grow_cb(int fd UNUSED, short events UNUSED, void *arg)
 {
 	struct dispatch	*d = arg;
 	msec_t		 wait;
+	int		 n;
 
 	if (d->state == ACC_WAIT_WORKER && d->held.count > 0 &&
 	    TAILQ_EMPTY(&d->pool->ws.idle)) {
@@ -309,7 +311,11 @@ grow_cb(int fd UNUSED, short events UNUSED, void *arg)
 			clock_timer_ms(&d->ev_grow, wait);
 			return;
 		}
-		(void)pool_grow(d->pool, d->held.count);
+		n = policy_grow_count(d->held.count, epool_queued(),
+		    pool_spawning(d->pool));
+		/* Spawns under way will do: their landing kicks us. */
+		if (pool_grow(d->pool, n) == 0 && pool_spawning(d->pool) > 0)
+			return;
 	}
 	dispatch_kick(d);
 }

@@ -88,10 +88,11 @@ count(struct pool *p, struct elastic_sample *s, msec_t now)
 	const struct workers	*ws = &p->ws;
 	struct worker		*w;
 
-	s->running = workers_live(ws) - ws->count[W_FROZEN];
+	/* Spawns under way are starting workers already. */
+	s->running = pool_live(p) - ws->count[W_FROZEN];
 	s->retiring = ws->count[W_FROZEN] + ws->count[W_EXITING] +
 	    ws->count[W_KILLED];
-	s->starting = 0;
+	s->starting = pool_spawning(p);
 	/* Newest last: only the young can be starting. */
 	TAILQ_FOREACH_REVERSE(w, &p->ws.all, workerq, all) {
 		if (now - w->started >= START_MS)
@@ -239,6 +240,20 @@ epool_stop(void)
 	q.qd = NULL;
 	if (q.elastic)
 		idle_close();
+}
+
+/*
+ * Connections waiting in the listen queue now, 0 if unknown: how much
+ * the variable pool grows by.  One netlink round trip (or getsockopt).
+ */
+int
+epool_queued(void)
+{
+	int	 len;
+
+	if (q.qd == NULL || qdepth_read(q.qd, &len, NULL) == -1)
+		return 0;
+	return len;
 }
 
 /* The queue's figures, for the status listener. */

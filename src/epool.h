@@ -25,5 +25,6 @@ void	 epool_open(int, int);
 void	 epool_start(struct pool *);
 void	 epool_stop(void);
 void	 epool_figures(int *, int *, uint64_t *);
+int	 epool_queued(void);
 
 #endif /* !EPOOL_H */

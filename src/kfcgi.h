@@ -73,8 +73,12 @@ struct spawner {
 };
 
 /* spawn.c */
+struct spawn_job;
 void	 spawn_init(struct spawner *, char *const *, int, int, int);
-pid_t	 spawn_worker(const struct spawner *, int, int);
+int	 spawn_prepare(const struct spawner *, struct spawn_job *, int, int);
+void	 spawn_run(struct spawn_job *);
+void	 spawn_release(struct spawn_job *);
+void	 spawn_limit(const struct spawner *, int);
 
 /* loop.c */
 void	 loop_run(const struct config *, int, int, const struct rlimit *,

@@ -75,6 +75,20 @@ policy_grow_wait(msec_t now, msec_t last_free)
 }
 
 /*
+ * How many workers to start when a connection waits and none is idle
+ * (-r): one for each connection held and each still in the listen queue
+ * (`queued', -1 when unknown), less the spawns already under way, which
+ * will serve some of them.  Started together, they overlap.
+ */
+int
+policy_grow_count(int held, int queued, int spawning)
+{
+	int	 want = held + (queued > 0 ? queued : 0) - spawning;
+
+	return want > 0 ? want : 0;
+}
+
+/*
  * Recycle after about `m' connections: within 10% either way, so that
  * workers started together do not all restart together.
  */

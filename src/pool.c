@@ -77,12 +77,20 @@ pool_init(struct pool *p, const struct config *conf, int listenfd,
 	evtimer_set(&p->ev_stop, pool_stop_cb, p);
 	evtimer_set(&p->ev_doubt, pool_doubt_cb, p);
 	TAILQ_INIT(&p->doubts);
+	TAILQ_INIT(&p->early);
 }
 
+/* Workers serving, and those on their way: the pool's size. */
 int
 pool_live(const struct pool *p)
 {
-	return workers_live(&p->ws);
+	return workers_live(&p->ws) + p->spawnq.inflight;
+}
+
+int
+pool_spawning(const struct pool *p)
+{
+	return p->spawnq.inflight;
 }
 
 static void
@@ -228,6 +236,9 @@ is_shortage(int err)
 static void
 shortage(struct pool *p, int err)
 {
+	/* Spawns that went out together come back short together. */
+	if (p->shortage)
+		return;
 	if (p->shortage_ms == 0) {
 		errno = err;
 		log_warn("spawn: %s: out of resources, retrying",
@@ -256,87 +267,179 @@ spawn_failed(struct pool *p, int err)
 }
 
 /*
- * Spawn with a channel (-r) and an output pipe; our ends in *chan and
- * *out.  Without a pipe (out of descriptors) the worker starts all the
- * same, its output lost, and a warning says so.
+ * A spawn on its way: submitted to the spawn queue, not landed yet.
+ * No worker record exists before its pid is known.
  */
-static pid_t
-spawn_one(struct pool *p, int *chan, int *out)
-{
-	int	 sv[2] = { -1, -1 }, pp[2] = { -1, -1 }, saved;
-	pid_t	 pid;
+struct pending {
+	struct spawn_job	 job;		/* first: the queue hands it back */
+	int			 chan, out;	/* our ends, -1: none */
+	int			 wchan, wout;	/* the worker's, kept open until
+						   the spawn is done */
+	unsigned int		 gen;
+	uint64_t		 seq;
+	int			 retire;	/* -n 0: started to be retired */
+};
 
-	*chan = *out = -1;
-	if (p->conf->varpool &&
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		return -1;
-	if (output_pipe(pp) == -1)
-		log_warn("spawn: output pipe; this worker's output is lost");
-	pid = spawn_worker(&p->spawner, sv[1], pp[1]);
-	saved = errno;
-	if (sv[1] != -1)
-		close(sv[1]);
-	if (pp[1] != -1)
-		close(pp[1]);
-	if (pid == -1) {
-		if (sv[0] != -1)
-			close(sv[0]);
-		if (pp[0] != -1)
-			close(pp[0]);
-	} else {
-		*chan = sv[0];
-		*out = pp[0];
+static void
+close_if(int *fd)
+{
+	if (*fd != -1) {
+		close(*fd);
+		*fd = -1;
 	}
-	errno = saved;
-	return pid;
 }
 
 static void
-worker_place(struct pool *p, struct worker *w, int chan)
+pending_free(struct pending *pd)
+{
+	close_if(&pd->chan);
+	close_if(&pd->out);
+	close_if(&pd->wchan);
+	close_if(&pd->wout);
+	free(pd);
+}
+
+/*
+ * A channel (-r) and an output pipe, and the spawn's actions and
+ * attributes.  Without a pipe (out of descriptors) the worker starts
+ * all the same, its output lost, and a warning says so.
+ */
+static struct pending *
+pending_new(struct pool *p)
+{
+	struct pending	*pd;
+	int		 sv[2], pp[2] = { -1, -1 }, saved;
+
+	if ((pd = calloc(1, sizeof(*pd))) == NULL)
+		return NULL;
+	pd->chan = pd->out = pd->wchan = pd->wout = -1;
+	if (p->conf->varpool &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		goto fail;
+	if (p->conf->varpool) {
+		pd->chan = sv[0];
+		pd->wchan = sv[1];
+	}
+	if (output_pipe(pp) == -1)
+		log_warn("spawn: output pipe; this worker's output is lost");
+	pd->out = pp[0];
+	pd->wout = pp[1];
+	if (spawn_prepare(&p->spawner, &pd->job, pd->wchan, pd->wout) == 0)
+		return pd;
+fail:
+	saved = errno;
+	pending_free(pd);
+	errno = saved;
+	return NULL;
+}
+
+/*
+ * Submit one spawn, unless throttled or short: -1 if none went out.
+ * It lands in pool_landed(), in this thread, once a helper ran it.
+ */
+static int
+pool_spawn(struct pool *p, int retire)
+{
+	struct pending	*pd;
+	msec_t		 now = clock_ms();
+
+	if (p->stopping || p->shortage)
+		return -1;
+	if (crash_wait(&p->crash, now) > 0) {
+		arm(&p->ev_respawn, p->crash.until, now);
+		return -1;
+	}
+	if ((pd = pending_new(p)) == NULL) {
+		if (is_shortage(errno))
+			shortage(p, errno);
+		else
+			spawn_failed(p, errno);
+		return -1;
+	}
+	pd->gen = p->gen;
+	pd->seq = ++p->spawnseq;
+	pd->retire = retire;
+	/* Set only when the queue has no threads: the spawn runs here. */
+	spawn_limit(&p->spawner, 1);
+	spawnq_submit(&p->spawnq, &pd->job);
+	spawn_limit(&p->spawner, 0);
+	return 0;
+}
+
+/* Not cancelled: a worker of this generation is wanted still. */
+static int
+serving_gen(const struct pool *p, unsigned int gen)
+{
+	return gen == p->gen || (p->reloading && gen == p->oldgen);
+}
+
+static void
+worker_place(struct pool *p, struct worker *w, struct pending *pd)
 {
 	w->owner = p;
-	w->gen = p->gen;
-	w->chan = chan;
+	w->gen = pd->gen;
+	w->chan = pd->chan;
+	pd->chan = -1;
 	w->starting = p->conf->elastic;
 	w->recycle_at = p->conf->varpool ?
 	    policy_recycle_at(p->conf->maxreqs, arc4random()) : 0;
-	if (chan != -1) {
-		event_set(&w->ev, chan, EV_READ | EV_PERSIST,
+	if (w->chan != -1) {
+		event_set(&w->ev, w->chan, EV_READ | EV_PERSIST,
 		    p->hooks.chan_cb, w);
 		if (event_add(&w->ev, NULL) == -1)
 			fatalx("worker %d: cannot watch its channel",
 			    (int)w->pid);
 	}
+	output_start(&w->out, pd->out, w->pid);
+	pd->out = -1;
 }
 
-/* Start one worker, unless throttled or short; NULL if none started. */
-static struct worker *
-pool_spawn(struct pool *p)
+/* Its status, if the worker was reaped before its spawn landed. */
+static int
+early_take(struct pool *p, pid_t pid, int *status)
+{
+	struct early	*e;
+
+	TAILQ_FOREACH(e, &p->early, entry)
+		if (e->pid == pid) {
+			*status = e->status;
+			TAILQ_REMOVE(&p->early, e, entry);
+			free(e);
+			return 1;
+		}
+	return 0;
+}
+
+/*
+ * With no spawn under way, no early status can still be claimed: those
+ * left are children whose exec failed (glibc reaps them itself, unless
+ * the loop was first).
+ */
+static void
+early_purge(struct pool *p)
+{
+	struct early	*e;
+
+	while (pool_spawning(p) == 0 && (e = TAILQ_FIRST(&p->early)) != NULL) {
+		TAILQ_REMOVE(&p->early, e, entry);
+		free(e);
+	}
+}
+
+static void	 reaped(struct pool *, struct worker *, int);
+
+/* A spawn succeeded: the worker is the pool's from now on. */
+static void
+landed_worker(struct pool *p, struct pending *pd, pid_t pid)
 {
 	struct worker	*w;
-	msec_t		 now = clock_ms();
-	pid_t		 pid;
-	int		 chan, out;
+	int		 status;
 
-	if (p->stopping || p->shortage)
-		return NULL;
-	if (crash_wait(&p->crash, now) > 0) {
-		arm(&p->ev_respawn, p->crash.until, now);
-		return NULL;
-	}
-	if ((pid = spawn_one(p, &chan, &out)) == -1) {
-		if (is_shortage(errno))
-			shortage(p, errno);
-		else
-			spawn_failed(p, errno);
-		return NULL;
-	}
 	w = worker_add(&p->ws, pid, p->conf->varpool ? W_IDLE : W_RUNNING,
-	    now);
+	    clock_ms());
 	if (w == NULL)
 		fatal("worker %d: record", (int)pid);
-	worker_place(p, w, chan);
-	output_start(&w->out, out, pid);
+	worker_place(p, w, pd);
 	p->spawned++;
 	if (p->shortage_ms != 0) {
 		log_info("spawn: %s: resources available again",
@@ -346,7 +449,70 @@ pool_spawn(struct pool *p)
 	if (p->crash.streak > 0)
 		clock_timer_ms(&p->ev_stable, CRASH_EARLY_MS);
 	log_debug("worker %d: started", (int)pid);
-	return w;
+	if (early_take(p, pid, &status))
+		reaped(p, w, status);
+	else if (pd->retire || p->stopping || !serving_gen(p, pd->gen))
+		pool_retire(p, w);
+}
+
+static void
+unqueued(struct spawn_job *j, void *arg UNUSED)
+{
+	spawn_release(j);
+	pending_free((struct pending *)j);
+}
+
+static void	 reload_abort(struct pool *, const char *, pid_t);
+
+/*
+ * A spawn failed.  Spawns submitted together fail together: only the
+ * first failure after the last counted one counts (as the serial loop
+ * stopped at the first), and the spawns not begun yet are dropped.
+ */
+static void
+landed_failed(struct pool *p, struct pending *pd, int err)
+{
+	(void)spawnq_cancel(&p->spawnq, unqueued);
+	if (is_shortage(err)) {
+		shortage(p, err);
+		return;
+	}
+	if (!serving_gen(p, pd->gen) || pd->seq <= p->failmark) {
+		errno = err;
+		log_warn("spawn: %s", p->conf->argv[0]);
+		return;
+	}
+	p->failmark = p->spawnseq;
+	spawn_failed(p, err);
+	if (p->reloading && pd->gen == p->gen)
+		reload_abort(p, "cannot start the program", 0);
+}
+
+static void
+pool_landed(struct spawn_job *j, void *arg)
+{
+	struct pool	*p = arg;
+	struct pending	*pd = (struct pending *)j;
+
+	spawn_release(j);
+	close_if(&pd->wchan);
+	close_if(&pd->wout);
+	if (j->err == 0)
+		landed_worker(p, pd, j->pid);
+	else
+		landed_failed(p, pd, j->err);
+	pending_free(pd);
+}
+
+static void	 pool_changed(struct pool *);
+
+static void
+pool_land_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct pool	*p = arg;
+
+	if (spawnq_land(&p->spawnq) > 0)
+		pool_changed(p);
 }
 
 /*
@@ -362,7 +528,7 @@ pool_fill(struct pool *p)
 	if (p->crash.streak >= 2 && want > 1)
 		want = 1;
 	while (!p->stopping && pool_live(p) < want)
-		if (pool_spawn(p) == NULL)
+		if (pool_spawn(p, 0) == -1)
 			return;
 }
 
@@ -374,33 +540,50 @@ pool_can_grow(const struct pool *p)
 	    crash_wait(&p->crash, clock_ms()) == 0;
 }
 
-/* Start up to n more workers (-r), as -N allows; returns how many. */
+/*
+ * Start up to n more workers, as -N allows; returns how many spawns went
+ * out.  They go out together, so the helper threads overlap them.
+ */
 int
 pool_grow(struct pool *p, int n)
 {
 	int	 i;
 
 	for (i = 0; i < n && pool_live(p) < p->conf->maxworkers; i++)
-		if (pool_spawn(p) == NULL)
+		if (pool_spawn(p, 0) == -1)
 			break;
+	if (i > 0)
+		log_debug("grow: %d more workers on their way, %d in all",
+		    i, pool_live(p));
 	return i;
 }
 
 /*
- * Start the first workers.  A variable pool of -n 0 starts one all the
- * same and retires it at once: start-up proves that the program can be
- * executed, and fails otherwise, whatever -n is.
+ * Start the first workers, the spawns overlapping, and wait for them all:
+ * an exec failure ends kfcgi before it reports ready.  A variable pool of
+ * -n 0 starts one all the same and retires it at once: start-up proves
+ * that the program can be executed, and fails otherwise, whatever -n is.
  */
 void
 pool_start(struct pool *p)
 {
-	struct worker	*w;
+	int	 threads;
 
 	p->startup = clock_ms();
 	p->spawner.pgid = guard_start(p->nullfd);
+	/* The descriptor limit is the process's: lowered in one thread. */
+	threads = p->spawner.nofile_restore ? 0 :
+	    spawnq_threads(sysconf(_SC_NPROCESSORS_ONLN));
+	if (spawnq_init(&p->spawnq, threads, spawn_run, pool_landed, p) == -1)
+		fatal("spawn: pipe");
+	event_set(&p->ev_land, spawnq_fd(&p->spawnq), EV_READ | EV_PERSIST,
+	    pool_land_cb, p);
+	if (event_add(&p->ev_land, NULL) == -1)
+		fatalx("spawn: cannot watch the spawns");
 	pool_fill(p);
-	if (p->conf->nworkers == 0 && (w = pool_spawn(p)) != NULL)
-		pool_exit(p, w, SIGTERM);
+	if (p->conf->nworkers == 0)
+		(void)pool_spawn(p, 1);
+	spawnq_wait(&p->spawnq);
 	p->started = 1;
 }
 
@@ -572,8 +755,6 @@ log_death(const struct worker *w, int status, msec_t lived, const char *plan)
 		    (unsigned long long)w->served, plan);
 }
 
-static void	 reload_abort(struct pool *, const char *, pid_t);
-
 /* A death we did not ask for: count it, throttle if it is a crash loop. */
 static void
 unexpected(struct pool *p, struct worker *w, int status, msec_t now)
@@ -632,6 +813,35 @@ pool_finish(struct pool *p)
 	event_loopexit(NULL);
 }
 
+/* Not ours yet: a spawn under way may be about to claim it. */
+static void
+early_keep(struct pool *p, pid_t pid, int status)
+{
+	struct early	*e;
+
+	if (pool_spawning(p) == 0)
+		return;
+	if ((e = malloc(sizeof(*e))) == NULL)
+		fatal("worker %d: record", (int)pid);
+	e->pid = pid;
+	e->status = status;
+	TAILQ_INSERT_TAIL(&p->early, e, entry);
+}
+
+/* Workers came or went: stop, reload or fill as due, and tell -r. */
+static void
+pool_changed(struct pool *p)
+{
+	early_purge(p);
+	if (p->stopping && p->ws.nall == 0 && pool_spawning(p) == 0) {
+		pool_finish(p);
+		return;
+	}
+	reload_pending(p);
+	pool_fill(p);
+	p->hooks.freed(p->hooks.arg);
+}
+
 void
 pool_reap(struct pool *p)
 {
@@ -647,15 +857,10 @@ pool_reap(struct pool *p)
 			log_warnx("guard: %d: gone; starting another",
 			    (int)pid);
 			p->spawner.pgid = guard_start(p->nullfd);
-		}
+		} else
+			early_keep(p, pid, status);
 	}
-	if (p->stopping && p->ws.nall == 0) {
-		pool_finish(p);
-		return;
-	}
-	reload_pending(p);
-	pool_fill(p);
-	p->hooks.freed(p->hooks.arg);
+	pool_changed(p);
 }
 
 static int
@@ -720,7 +925,7 @@ pool_reload(struct pool *p)
 	log_info("reload: starting %d new workers beside %d serving", n,
 	    count_gen(p, p->gen, 0));
 	for (i = 0; i < n && p->reloading; i++)
-		if (pool_spawn(p) == NULL) {
+		if (pool_spawn(p, 0) == -1) {
 			reload_abort(p, "cannot start the program", 0);
 			return;
 		}
@@ -800,6 +1005,8 @@ pool_stop(struct pool *p, int sig)
 	evtimer_del(&p->ev_release);
 	evtimer_del(&p->ev_respawn);
 	evtimer_del(&p->ev_stable);
+	/* Spawns not begun are dropped; those running land and retire. */
+	(void)spawnq_cancel(&p->spawnq, unqueued);
 	for (w = TAILQ_FIRST(&p->ws.all); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, all);
 		if (w->state == W_RUNNING || w->state == W_FROZEN ||
@@ -807,7 +1014,7 @@ pool_stop(struct pool *p, int sig)
 			pool_retire(p, w);
 	}
 	clock_timer_ms(&p->ev_stop, grace_ms(p));
-	if (p->ws.nall == 0)
+	if (p->ws.nall == 0 && pool_spawning(p) == 0)
 		pool_finish(p);
 }
 
@@ -839,6 +1046,12 @@ pool_free(struct pool *p)
 {
 	struct doubt	*d;
 
+	/* Nothing is under way by now: the loop ends only then. */
+	if (p->spawnq.run != NULL) {
+		event_del(&p->ev_land);
+		spawnq_free(&p->spawnq);
+	}
+	early_purge(p);
 	evtimer_del(&p->ev_respawn);
 	evtimer_del(&p->ev_stable);
 	evtimer_del(&p->ev_release);

@@ -21,6 +21,7 @@
 
 #include "kfcgi.h"
 #include "crash.h"
+#include "spawnq.h"
 #include "worker.h"
 
 #define RELOAD_SETTLE_MS	1000	/* a new generation proves itself */
@@ -36,6 +37,18 @@ struct doubt {
 	TAILQ_ENTRY(doubt)	 entry;
 };
 TAILQ_HEAD(doubtq, doubt);
+
+/*
+ * A worker reaped before its spawn landed (it exited at once, and the
+ * loop saw SIGCHLD before the thread's report): its status waits here
+ * for the report, which knows the pid.
+ */
+struct early {
+	pid_t			 pid;
+	int			 status;
+	TAILQ_ENTRY(early)	 entry;
+};
+TAILQ_HEAD(earlyq, early);
 
 /*
  * What the pool asks of the hand-off path (-r), which sits above it:
@@ -75,6 +88,12 @@ struct pool {
 	struct event		 ev_stop;	/* end of the stop grace */
 	struct event		 ev_doubt;	/* head of the doubts */
 	struct doubtq		 doubts;
+	struct spawnq		 spawnq;	/* spawns under way */
+	struct event		 ev_land;	/* some of them landed */
+	struct earlyq		 early;
+	uint64_t		 spawnseq;	/* spawns submitted */
+	uint64_t		 failmark;	/* spawnseq at the last counted
+						   exec failure */
 	uint64_t		 spawned, recycled, crashed_exit, violations;
 	uint64_t		 timeouts, lost, rescued;
 	uint64_t		 crashed_signal[65];
@@ -90,6 +109,7 @@ struct worker	*policy_release(const struct workers *, msec_t, msec_t, int,
 struct worker	*policy_expired(const struct workerq *, msec_t, msec_t,
 		    msec_t *);
 msec_t		 policy_grow_wait(msec_t, msec_t);
+int		 policy_grow_count(int, int, int);
 uint64_t	 policy_recycle_at(unsigned int, uint32_t);
 
 /* pool.c */
@@ -109,5 +129,6 @@ void		 pool_stop(struct pool *, int);
 void		 pool_reload(struct pool *);
 void		 pool_free(struct pool *);
 int		 pool_live(const struct pool *);
+int		 pool_spawning(const struct pool *);
 
 #endif /* !POOL_H */

@@ -24,6 +24,7 @@
 
 #include "kfcgi.h"
 #include "log.h"
+#include "spawnq.h"
 
 extern char	**environ;
 
@@ -121,40 +122,62 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct spawner *sp,
 }
 
 /*
- * Start one worker.  glibc's posix_spawn() reports exec failures
- * (missing program, missing loader, no permission) as its return value,
- * so they are seen here rather than as a mysterious exit status.
- * Returns the pid, or -1 with errno.
+ * Everything a spawn needs, made by the manager: a thread may run it.
+ * The descriptors must stay open until the job lands.  -1 with errno.
  */
-pid_t
-spawn_worker(const struct spawner *sp, int chan, int out)
+int
+spawn_prepare(const struct spawner *sp, struct spawn_job *j, int chan,
+    int out)
 {
-	posix_spawn_file_actions_t	 fa;
-	posix_spawnattr_t		 attr;
-	pid_t				 pid;
-	int				 rc;
+	if (spawn_actions(&j->fa, sp, chan, out) == -1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (spawn_attr(&j->attr, sp->pgid) == -1) {
+		posix_spawn_file_actions_destroy(&j->fa);
+		errno = ENOMEM;
+		return -1;
+	}
+	j->argv = sp->argv;
+	j->envp = sp->envp;
+	j->pid = -1;
+	j->err = 0;
+	return 0;
+}
 
-	if (spawn_actions(&fa, sp, chan, out) == -1)
-		return -1;
-	if (spawn_attr(&attr, sp->pgid) == -1) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -1;
-	}
-	/*
-	 * The worker gets the descriptor limit kfcgi was started with, not
-	 * the one raised for the channels: lowered around the spawn (a soft
-	 * limit below descriptors already open is allowed), then raised.
-	 */
+/*
+ * Start one worker, in whichever thread.  glibc's posix_spawn() reports
+ * exec failures (missing program, missing loader, no permission) as its
+ * return value, so they are seen here rather than as a mysterious exit
+ * status.  Touches the job alone.
+ */
+void
+spawn_run(struct spawn_job *j)
+{
+	pid_t	 pid;
+
+	j->err = posix_spawn(&pid, j->argv[0], &j->fa, &j->attr, j->argv,
+	    j->envp);
+	j->pid = j->err == 0 ? pid : -1;
+}
+
+void
+spawn_release(struct spawn_job *j)
+{
+	posix_spawnattr_destroy(&j->attr);
+	posix_spawn_file_actions_destroy(&j->fa);
+}
+
+/*
+ * The worker gets the descriptor limit kfcgi was started with, not the
+ * one raised for the channels: lowered around a spawn (a soft limit
+ * below descriptors already open is allowed), then raised.  The limit
+ * is the process's: only for spawns in the manager's own thread.
+ */
+void
+spawn_limit(const struct spawner *sp, int lower)
+{
 	if (sp->nofile_restore)
-		(void)setrlimit(RLIMIT_NOFILE, &sp->nofile_orig);
-	rc = posix_spawn(&pid, sp->argv[0], &fa, &attr, sp->argv, sp->envp);
-	if (sp->nofile_restore)
-		(void)setrlimit(RLIMIT_NOFILE, &sp->nofile_raised);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
-		errno = rc;
-		return -1;
-	}
-	return pid;
+		(void)setrlimit(RLIMIT_NOFILE, lower ? &sp->nofile_orig :
+		    &sp->nofile_raised);
 }

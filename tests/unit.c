@@ -16,8 +16,9 @@
 /*
  * Unit tests for the daemon's pure pieces, without processes and with
  * the clock passed in: the worker state machine, the crash-loop policy,
- * release, time-outs, growth and recycling decisions, signal names, and
- * the cookie channel (over a real socketpair).
+ * release, time-outs, growth and recycling decisions, signal names, the
+ * cookie channel (over a real socketpair), and the spawn queue with its
+ * threads (spawning nothing: a stand-in runs the jobs).
  */
 #include <sys/socket.h>
 
@@ -33,6 +34,7 @@
 #include "kfcgi.h"
 #include "crash.h"
 #include "pool.h"
+#include "spawnq.h"
 #include "worker.h"
 
 static void
@@ -387,6 +389,130 @@ test_cookie_reads(void)
 	close(sv[0]);
 }
 
+/* Growth by demand: held and queued connections, less spawns on the way. */
+static void
+test_grow_count(void)
+{
+	CHECK(policy_grow_count(1, 63, 0) == 64);
+	CHECK(policy_grow_count(1, -1, 0) == 1);
+	CHECK(policy_grow_count(1, 0, 0) == 1);
+	CHECK(policy_grow_count(3, 10, 5) == 8);
+	CHECK(policy_grow_count(1, 40, 62) == 0);
+	CHECK(policy_grow_count(0, 0, 0) == 0);
+	CHECK(spawnq_threads(-1) == 1);
+	CHECK(spawnq_threads(0) == 1);
+	CHECK(spawnq_threads(2) == 2);
+	CHECK(spawnq_threads(1000) == SPAWNQ_MAX_THREADS);
+}
+
+/* A job of the stand-in spawner: the thread writes `pid' and `ran'. */
+struct fake {
+	struct spawn_job	 job;
+	int			 n;
+	int			 landed;
+	pthread_t		 ran;
+};
+
+static int	 gate[2] = { -1, -1 }, began[2] = { -1, -1 };
+
+static void
+fake_run(struct spawn_job *j)
+{
+	struct fake	*f = (struct fake *)j;
+	char		 c;
+
+	f->ran = pthread_self();
+	/* Job 0 of the cancel test holds its thread until the gate opens. */
+	if (gate[0] != -1 && f->n == 0) {
+		(void)write(began[1], "b", 1);
+		(void)read(gate[0], &c, 1);
+	}
+	j->err = f->n % 7 == 6 ? ENOENT : 0;
+	j->pid = j->err ? -1 : 1000 + f->n;
+}
+
+static void
+fake_landed(struct spawn_job *j, void *arg)
+{
+	struct fake	*f = (struct fake *)j;
+
+	f->landed++;
+	(*(int *)arg)++;
+}
+
+/* Threads run the jobs, every job lands once, in the caller's thread. */
+static void
+test_spawnq_threads(int threads)
+{
+	static struct fake	 f[50];
+	struct spawnq		 q;
+	int			 i, landed = 0, ok = 1;
+
+	memset(f, 0, sizeof(f));
+	CHECK(spawnq_init(&q, threads, fake_run, fake_landed, &landed) == 0);
+	for (i = 0; i < 50; i++) {
+		f[i].n = i;
+		spawnq_submit(&q, &f[i].job);
+	}
+	CHECK(q.nthreads == threads);
+	spawnq_wait(&q);
+	CHECK(landed == 50 && q.inflight == 0);
+	for (i = 0; i < 50; i++) {
+		ok &= f[i].landed == 1;
+		ok &= f[i].job.pid == (i % 7 == 6 ? -1 : 1000 + i);
+		ok &= f[i].job.err == (i % 7 == 6 ? ENOENT : 0);
+		ok &= (threads == 0) == pthread_equal(f[i].ran,
+		    pthread_self());
+	}
+	CHECK(ok);
+	/* Landing again finds nothing; the wake pipe was drained. */
+	CHECK(spawnq_land(&q) == 0);
+	spawnq_free(&q);
+}
+
+static void
+fake_gone(struct spawn_job *j, void *arg)
+{
+	struct fake	*f = (struct fake *)j;
+
+	f->landed = -1;
+	(*(int *)arg)++;
+}
+
+/* Cancelling takes back the queued jobs, not the one being run. */
+static void
+test_spawnq_cancel(void)
+{
+	static struct fake	 f[10];
+	struct spawnq		 q;
+	int			 i, landed = 0;
+	char			 c;
+
+	memset(f, 0, sizeof(f));
+	CHECK(pipe(gate) == 0 && pipe(began) == 0);
+	CHECK(spawnq_init(&q, 1, fake_run, fake_landed, &landed) == 0);
+	for (i = 0; i < 10; i++) {
+		f[i].n = i;
+		spawnq_submit(&q, &f[i].job);
+	}
+	CHECK(read(began[0], &c, 1) == 1);
+	CHECK(spawnq_cancel(&q, fake_gone) == 9);
+	/* The callbacks share the queue's argument: 9 gone so far. */
+	CHECK(landed == 9 && q.inflight == 1);
+	CHECK(spawnq_cancel(&q, fake_gone) == 0);
+	CHECK(write(gate[1], "g", 1) == 1);
+	spawnq_wait(&q);
+	CHECK(landed == 10 && f[0].landed == 1 && f[0].job.pid == 1000);
+	for (i = 1; i < 10; i++)
+		CHECK(f[i].landed == -1);
+	spawnq_free(&q);
+	close(gate[0]);
+	close(gate[1]);
+	close(began[0]);
+	close(began[1]);
+	gate[0] = gate[1] = began[0] = began[1] = -1;
+}
+
 int
 main(void)
 {
@@ -402,6 +528,11 @@ main(void)
 	test_unread();
 	test_fdpass_roundtrip();
 	test_cookie_reads();
+	test_grow_count();
+	test_spawnq_threads(0);
+	test_spawnq_threads(1);
+	test_spawnq_threads(3);
+	test_spawnq_cancel();
 	printf("unit: %d passed, %d failed\n", checks - failures, failures);
 	return failures != 0;
 }

@@ -8,6 +8,7 @@ from /proc: it holds a socket descriptor besides 0-2 and its channel."""
 
 import collections
 import os
+import re
 import signal
 import subprocess
 import time
@@ -274,6 +275,42 @@ def test_saturation(kfcgi):
     assert s.max_len() <= 4, "%d workers with -N 4" % s.max_len()
     assert len(pids) <= 4
     assert s.max_len() == 4, "never grew to -N under saturation"
+    assert kfcgi.running()
+
+
+@pytest.mark.time_limit(90)
+def test_burst_grows_at_once(kfcgi, bins):
+    """64 one-second requests at an idle -n 2 -N 64 pool (issue 9): the
+    pool grows by the connections waiting, not one worker a pass, the
+    spawns overlap in helper threads, and every request is answered in
+    about a second.  Timings are generous; the growth steps are not."""
+    load = bins.need("kfcgi_load")
+    kfcgi.start(["-v", "-r", "-n", "2", "-N", "64", "-l", "256"])
+    kfcgi.wait_workers(2)
+    time.sleep(0.3)
+    s = Sampler(kfcgi.workers, interval=0.002)
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run([load, "-c", "64", "-n", "64", "-d", "30",
+                            "-q", "sleep=1000", kfcgi.sock],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        s.stop()
+    assert r.returncode == 0, r.stderr
+    stats = dict(kv.split("=") for kv in r.stdout.split())
+    assert int(stats["requests"]) == 64 and int(stats["errors"]) == 0, \
+        r.stdout
+    # each in about its second: none waits for a busy worker to finish
+    assert float(stats["seconds"]) < 1.9, r.stdout
+    assert int(stats["p50_us"]) < 1500000, r.stdout
+    reached = [t - t0 for t, v in s.samples if len(v) >= 64]
+    assert reached, "never 64 workers: peak %d" % s.max_len()
+    assert reached[0] < 0.9, "64 workers after %.3f s" % reached[0]
+    assert s.max_len() == 64, "%d workers with -N 64" % s.max_len()
+    steps = [int(n) for n in re.findall(r"grow: (\d+) more workers",
+                                        kfcgi.log())]
+    assert sum(steps) == 62, steps
+    assert max(steps) >= 8, "grew by %r: not by demand" % steps
     assert kfcgi.running()
 
 

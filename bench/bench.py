@@ -85,12 +85,19 @@ def cputicks(pid):
 
 def children(pid):
     """Children of pid but kfcgi's guard (a fork of kfcgi that leads the
-    workers' process group, pgid == pid)."""
+    workers' process group, pgid == pid).  Each thread has its own list:
+    kfcgi's workers are children of its spawning threads."""
+    kids = []
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            kids = [int(p) for p in f.read().split()]
+        tids = os.listdir("/proc/%d/task" % pid)
     except OSError:
         return []
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
     return [k for k in kids if not is_group_leader(k)]
 
 
@@ -322,21 +329,27 @@ def burst_once(tmp, pool="-r"):
             "argv": show_argv(argv, tmp)}
 
 
-def spawn64_once():
-    r = subprocess.run([SPAWN64, TESTWORKER], capture_output=True,
-                       text=True, check=True)
+# kfcgi spawns from one helper thread per online core, at most 8.
+SPAWN_THREADS = max(1, min(os.cpu_count() or 1, 8))
+
+
+def spawn64_once(threads=1):
+    r = subprocess.run([SPAWN64, "-t", str(threads), TESTWORKER],
+                       capture_output=True, text=True, check=True)
     return float(parse_kv(r.stdout)["ms"])
 
 
 def burst(tmp):
-    spawns, bursts, ebursts = [], [], []
+    spawns, tspawns, bursts, ebursts = [], [], [], []
     reps = max(REPEATS, BURST_REPEATS)
     for rep in range(reps):
         note("repeat %d/%d: burst" % (rep + 1, reps))
         spawns.append(spawn64_once())
+        tspawns.append(spawn64_once(SPAWN_THREADS))
         bursts.append(burst_once(tmp))
         ebursts.append(burst_once(tmp, "-e"))
     return {"spawn64": statistics.median(spawns),
+            "spawn64_t": statistics.median(tspawns), "tspawn_runs": tspawns,
             "spawned": med(bursts, "spawned"), "last": med(bursts, "last"),
             "answered": min(b["answered"] for b in bursts),
             "errors": sum(b["errors"] for b in bursts),
@@ -691,9 +704,10 @@ def report(results, started, elapsed):
         rep.add("Idle `%s`, then `kfcgi-load -c 64 -n 64 -q sleep=1000`: 64 "
                 "concurrent requests that each take one second in "
                 "tests/testworker.  Workers counted from "
-                "/proc/PID/task/PID/children every 0.5 ms.  Serial spawns: "
+                "/proc/PID/task/*/children every 0.5 ms.  Serial spawns: "
                 "`bench/spawn64 tests/testworker`, 64 posix_spawns one "
-                "after another with the same descriptors and environment." %
+                "after another with the same descriptors and environment; "
+                "with -t, shared by that many threads, as kfcgi spawns." %
                 b["argv"])
         rep.add()
         tgt_last = 1000 + b["spawn64"] + 150
@@ -701,6 +715,10 @@ def report(results, started, elapsed):
         rep.add("|---|---:|---|---:|---|")
         rep.add("| 64 serial posix_spawns | %.1f | %s | | |" % (
             b["spawn64"], ", ".join("%.0f" % x for x in b["spawn_runs"])))
+        rep.add("| 64 posix_spawns from %d threads (spawn64 -t %d) | %.1f | "
+                "%s | | |" % (SPAWN_THREADS, SPAWN_THREADS, b["spawn64_t"],
+                              ", ".join("%.0f" % x for x in
+                                        b["tspawn_runs"])))
         rep.add("| until 64 workers run | %s | %s | <= %.0f (0.6 x serial) "
                 "| %s |" % (fmt(b["spawned"], "%.1f"),
                             ", ".join(fmt(x["spawned"]) for x in

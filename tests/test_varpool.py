@@ -314,6 +314,22 @@ def test_burst_grows_at_once(kfcgi, bins):
     assert kfcgi.running()
 
 
+def test_spawned_workers_start_with_clean_signals(kfcgi):
+    """Workers are spawned from helper threads that block every signal:
+    started or grown, none inherits that mask, nor an ignored signal."""
+    kfcgi.start(["-r", "-n", "2", "-N", "6"])
+    kfcgi.wait_workers(2)
+    finish(inflight(kfcgi, 6, 500))
+    # idle again (the test worker blocks SIGTERM during a request)
+    ws = kfcgi.workers()
+    assert len(ws) == 6, ws
+    for w in ws:
+        st = proc_status(w)
+        assert int(st["SigBlk"], 16) == 0, (w, st["SigBlk"])
+        # signals 1-31; glibc's own 32 and 33 are its business
+        assert int(st["SigIgn"], 16) & 0x7fffffff == 0, (w, st["SigIgn"])
+
+
 def test_on_demand(kfcgi):
     kfcgi.start(["-r", "-n", "0", "-N", "4"])
     time.sleep(1.0)

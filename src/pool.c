@@ -446,12 +446,15 @@ landed_worker(struct pool *p, struct pending *pd, pid_t pid)
 		    p->conf->argv[0]);
 		p->shortage_ms = 0;
 	}
+	log_debug("worker %d: started", (int)pid);
+	if (early_take(p, pid, &status)) {
+		/* Dead already: no sign that restarts work again. */
+		reaped(p, w, status);
+		return;
+	}
 	if (p->crash.streak > 0)
 		clock_timer_ms(&p->ev_stable, CRASH_EARLY_MS);
-	log_debug("worker %d: started", (int)pid);
-	if (early_take(p, pid, &status))
-		reaped(p, w, status);
-	else if (pd->retire || p->stopping || !serving_gen(p, pd->gen))
+	if (pd->retire || p->stopping || !serving_gen(p, pd->gen))
 		pool_retire(p, w);
 }
 

@@ -238,6 +238,28 @@ def test_sighup_with_broken_program_keeps_old(kfcgi, bins, sockdir, args,
 # ------------------------------------------------------------------ stop ---
 
 @pytest.mark.time_limit(60)
+@pytest.mark.parametrize("args", [["-n", "32"],
+                                  ["-r", "-n", "32", "-N", "32"]],
+                         ids=POOL_IDS)
+def test_sigterm_while_spawns_are_under_way(kfcgi, args):
+    """SIGTERM just after SIGHUP, while the new generation's spawns are
+    still in the helper threads: those land and go at once, so the stop
+    does not wait out the grace period, and nothing outlives kfcgi."""
+    kfcgi.start(["-v"] + args)
+    kfcgi.wait_workers(32)
+    kfcgi.signal(signal.SIGHUP)
+    time.sleep(0.002)
+    t0 = time.monotonic()
+    rc = kfcgi.stop(timeout=30)
+    took = time.monotonic() - t0
+    assert rc == 0, kfcgi.log()[-3000:]
+    assert took < GRACE - 1, "stop took %.1f s" % took
+    time.sleep(0.3)
+    assert kfcgi._ours() - {os.getpid()} == set(), kfcgi.log()[-3000:]
+    assert "all workers gone" in kfcgi.log()
+
+
+@pytest.mark.time_limit(60)
 @pytest.mark.parametrize("args,clients", [(FIXED, 3), (VAR, 6)],
                          ids=POOL_IDS)
 def test_sigterm_under_load_slow_requests(kfcgi, request, args, clients):

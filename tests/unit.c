@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -446,6 +447,7 @@ test_spawnq_threads(int threads)
 {
 	static struct fake	 f[50];
 	struct spawnq		 q;
+	struct pollfd		 pfd;
 	int			 i, landed = 0, ok = 1;
 
 	memset(f, 0, sizeof(f));
@@ -455,6 +457,10 @@ test_spawnq_threads(int threads)
 		spawnq_submit(&q, &f[i].job);
 	}
 	CHECK(q.nthreads == threads);
+	/* The loop learns of landed jobs from the wake descriptor alone. */
+	pfd.fd = spawnq_fd(&q);
+	pfd.events = POLLIN;
+	CHECK(poll(&pfd, 1, 5000) == 1);
 	spawnq_wait(&q);
 	CHECK(landed == 50 && q.inflight == 0);
 	for (i = 0; i < 50; i++) {

@@ -696,22 +696,27 @@ rescue_now(struct pool *p, int fd, pid_t pid, int last)
  * serves it from the start; otherwise it is lost, and said so.  With
  * nothing in it yet, a worker that crashed most likely read the request
  * (it is lost), but one that exited cleanly without answering cannot
- * have: its client may not have written the request yet, so look again
- * after RESCUE_WAIT_MS (one wait for all, so a FIFO).
+ * have, nor can one that died at once having served nothing (a program
+ * that fails to start, handed a connection the moment its spawn
+ * landed): its client may not have written the request yet, so look
+ * again after RESCUE_WAIT_MS (one wait for all, so a FIFO).  Waiting
+ * never rescues wrongly: only a request still unread is handed on.
  */
 static void
 rescue(struct pool *p, struct worker *w, int status)
 {
 	struct doubt	*d;
-	msec_t		 now;
+	msec_t		 now = clock_ms();
 	int		 clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	int		 unstarted = w->served == 0 &&
+			    now - w->started < CRASH_START_MS;
 
-	if (rescue_now(p, w->conn, w->pid, p->stopping || !clean))
+	if (rescue_now(p, w->conn, w->pid, p->stopping ||
+	    !(clean || unstarted)))
 		;
 	else if ((d = malloc(sizeof(*d))) == NULL)
 		(void)rescue_now(p, w->conn, w->pid, 1);
 	else {
-		now = clock_ms();
 		d->fd = w->conn;
 		d->pid = w->pid;
 		d->since = now;

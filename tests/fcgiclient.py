@@ -226,12 +226,14 @@ def _recv_exact(s, n, deadline, what):
 
 
 def request(sock, params=None, stdin=b"", timeout=10.0, query=None,
-            request_id=1):
+            request_id=1, delay=0.0):
     """Send one FastCGI request and return its Response.
 
     params: extra/override CGI parameters, merged over sensible defaults
     (a value of None removes a default).  query: shorthand for QUERY_STRING.
     stdin: request body (CONTENT_LENGTH is set to its length unless given).
+    delay: seconds between connecting and writing the request (a slow
+    client).
     """
     if isinstance(stdin, str):
         stdin = stdin.encode()
@@ -245,6 +247,8 @@ def request(sock, params=None, stdin=b"", timeout=10.0, query=None,
         p["QUERY_STRING"] = query
     deadline = time.monotonic() + timeout
     s = _connect(sock, timeout)
+    if delay > 0:
+        time.sleep(delay)
     try:
         msg = (_record(FCGI_BEGIN_REQUEST, request_id,
                        struct.pack("!HB5x", FCGI_RESPONDER, 0)) +

@@ -235,6 +235,30 @@ def test_sighup_with_broken_program_keeps_old(kfcgi, bins, sockdir, args,
     assert said.strip(), "a failed reload was not logged"
 
 
+@pytest.mark.time_limit(60)
+def test_connection_to_a_worker_dying_at_once_is_rescued(kfcgi, bins,
+                                                         sockdir):
+    """-r: the program on disk breaks (exits at once).  A client that
+    writes its request 50 ms after connecting, while the one good worker
+    is busy, is handed to a worker grown for it, which dies before the
+    request arrives: having served nothing, it cannot have read it, so
+    kfcgi waits for the request and hands it on instead of losing it."""
+    prog = os.path.join(sockdir, "app")
+    install(bins.need("testworker"), prog)
+    kfcgi.start(["-r", "-n", "1", "-N", "2"], prog=prog)
+    kfcgi.wait_workers(1)
+    assert kfcgi.request(query="x").status == 200
+    script(prog, "#!/bin/sh\nexit 1\n")
+    slow = spawn(kfcgi.request, query="sleep=800", timeout=15)
+    assert wait_for(lambda: len(busy_workers(kfcgi)) == 1, 5)
+    r = kfcgi.request(query="echo", stdin=b"late", delay=0.05, timeout=15)
+    assert r.status == 200 and r.kv.get("stdin") == "late", r
+    assert slow.result(15).status == 200
+    assert "gone without reading its connection" in kfcgi.log(), \
+        kfcgi.log()[-3000:]
+    assert kfcgi.running()
+
+
 # ------------------------------------------------------------------ stop ---
 
 @pytest.mark.time_limit(60)

@@ -31,6 +31,7 @@
 #define RING_SQ		256	/* submitted when full, so only a batch size */
 #define RING_CQ		4096	/* beyond it the kernel keeps them (NODROP) */
 #define CQE_BATCH	64
+#define RING_ROUNDS	8	/* reap-submit rounds a wake-up, then others' turn */
 #define DRAIN_MS	1000	/* at exit, for cancelled reads to come back */
 
 /*
@@ -223,13 +224,11 @@ bury(struct uring *r)
 /*
  * Every completion there, CQ_BATCH at a time, each copied out and the
  * queue advanced before it is acted on, since acting may submit (and so
- * complete) more.  peek_batch also flushes a CQ overflow.  Then whatever
- * was asked is submitted in one go.
+ * complete) more.  peek_batch also flushes a CQ overflow.
  */
 static void
-ring_cb(int fd UNUSED, short events UNUSED, void *arg)
+reap(struct uring *r)
 {
-	struct uring		*r = arg;
 	struct io_uring_cqe	*cqe[CQE_BATCH];
 	struct {
 		uint64_t	 data;
@@ -237,7 +236,6 @@ ring_cb(int fd UNUSED, short events UNUSED, void *arg)
 	}			 done[CQE_BATCH];
 	unsigned int		 i, n;
 
-	r->reaping = 1;
 	while ((n = io_uring_peek_batch_cqe(&r->ring, cqe, CQE_BATCH)) > 0) {
 		for (i = 0; i < n; i++) {
 			done[i].data = cqe[i]->user_data;
@@ -246,6 +244,29 @@ ring_cb(int fd UNUSED, short events UNUSED, void *arg)
 		io_uring_cq_advance(&r->ring, n);
 		for (i = 0; i < n; i++)
 			complete(r, done[i].data, done[i].res);
+	}
+}
+
+/*
+ * Reap, then submit what was asked in one go.  Completions that came
+ * meanwhile (the submission runs the kernel's pending work for us) are
+ * reaped at once, a few rounds at most, rather than after another trip
+ * through the event loop.
+ */
+static void
+ring_cb(int fd UNUSED, short events UNUSED, void *arg)
+{
+	struct uring	*r = arg;
+	int		 round;
+
+	r->reaping = 1;
+	for (round = 0; round < RING_ROUNDS; round++) {
+		reap(r);
+		if (io_uring_sq_ready(&r->ring) == 0)
+			break;
+		ring_submit(r);
+		if (io_uring_cq_ready(&r->ring) == 0)
+			break;
 	}
 	r->reaping = 0;
 	if (r->dead != NULL)

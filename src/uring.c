@@ -31,7 +31,7 @@
 #define RING_SQ		256	/* submitted when full, so only a batch size */
 #define RING_CQ		4096	/* beyond it the kernel keeps them (NODROP) */
 #define CQE_BATCH	64
-#define RING_ROUNDS	8	/* reap-submit rounds a wake-up, then others' turn */
+#define RING_ROUNDS	8	/* reap-submit rounds, then the loop again */
 #define DRAIN_MS	1000	/* at exit, for cancelled reads to come back */
 
 /*
@@ -388,7 +388,8 @@ ring_probe(struct uring *r, const struct io_uring_params *p)
 				    IORING_OP_RECV, IORING_OP_CLOSE,
 				    IORING_OP_ASYNC_CANCEL, IORING_OP_SOCKET };
 	unsigned int		 feat = IORING_FEAT_NODROP |
-				    IORING_FEAT_FAST_POLL | IORING_FEAT_CQE_SKIP;
+				    IORING_FEAT_FAST_POLL |
+				    IORING_FEAT_CQE_SKIP;
 	struct io_uring_probe	*probe;
 	struct io_uring_cqe	*cqe;
 	size_t			 i;

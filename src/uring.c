@@ -326,21 +326,17 @@ uring_watch(struct uring *r, int fd, void *arg)
 /*
  * Before the caller closes the channel.  Submitting now makes every
  * request already asked of it name this channel, not whatever reuses the
- * number; cancelling its read drops the ring's hold on the socket, so
- * that the worker reads EOF once the caller has closed it.
+ * number.  A recv in flight holds the socket open past close(2), for as
+ * long as it takes the kernel to let go of it (even once cancelled), so
+ * the worker would not read EOF: shutdown(2) ends the channel for both
+ * sides at once, and the recv comes back with it.
  */
 void
 uring_unwatch(struct uring *r, struct uchan *uc)
 {
-	struct io_uring_sqe	*sqe;
-
 	uc->arg = NULL;
-	if (uc->recving) {
-		sqe = ring_sqe(r);
-		io_uring_prep_cancel64(sqe, chan_data(uc, OP_RECV), 0);
-		ring_data(sqe, OP_CANCEL, IOSQE_CQE_SKIP_SUCCESS);
-	}
 	ring_submit(r);
+	(void)shutdown(uc->fd, SHUT_RDWR);
 	uc->next = r->dead;
 	r->dead = uc;
 }

@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -73,6 +74,25 @@ def test_log_names_the_hot_path(kfcgi_factory, bins):
     path = hot_path(k2)
     assert path.startswith("libevent") and "KFCGI_NO_URING" in path, path
     assert ring_fds(k2.pid) == []
+
+
+@pytest.mark.time_limit(60)
+@pytest.mark.parametrize("env", [None, NO_URING], ids=["default", "libevent"])
+def test_closed_channel_is_eof_at_once(kfcgi, env):
+    """Idle workers that ignore SIGTERM leave when kfcgi closes their
+    channels: at stop, at once, not at the end of the grace period.  (A
+    read in flight in the ring holds the socket open past close(2).)"""
+    kfcgi.start(["-r", "-n", "3", "-N", "3"], prog_args=["--ignore-term"],
+                env=env)
+    kfcgi.wait_workers(3)
+    for _ in range(5):
+        test_varpool.ok(kfcgi.request())
+    t0 = time.monotonic()
+    assert kfcgi.stop(timeout=30) == 0
+    took = time.monotonic() - t0
+    assert took < 2, "idle workers left %.1f s after SIGTERM: they did " \
+        "not read EOF on their channels" % took
+    assert kfcgi.survivors() == []
 
 
 class NoUring:

@@ -16,7 +16,8 @@ import pytest
 
 import test_faults
 import test_varpool
-from conftest import wait_for
+from conftest import listen_queue, wait_for
+from fcgiclient import spawn
 
 NO_URING = {"KFCGI_NO_URING": "1"}
 
@@ -93,6 +94,32 @@ def test_closed_channel_is_eof_at_once(kfcgi, env):
     assert took < 2, "idle workers left %.1f s after SIGTERM: they did " \
         "not read EOF on their channels" % took
     assert kfcgi.survivors() == []
+
+
+@pytest.mark.time_limit(60)
+@pytest.mark.parametrize("env", [None, NO_URING], ids=["default", "libevent"])
+def test_saturated_holds_one_and_serves_in_order(kfcgi, env):
+    """-N 1 and the worker busy: kfcgi accepts one connection more (the
+    one that would make the pool grow) and leaves the others queued in the
+    kernel; all are served in the order they came."""
+    kfcgi.start(["-r", "-n", "1", "-N", "1"], env=env)
+    kfcgi.wait_workers(1)
+    first = test_varpool.inflight(kfcgi, 1, 1500)
+    jobs = []
+    for i in range(4):
+        jobs.append(spawn(kfcgi.request, query="sleep=10", timeout=30))
+        time.sleep(0.1)
+    time.sleep(0.2)
+    assert listen_queue(kfcgi.sock)[0] == 3, \
+        "with the only worker busy, kfcgi should hold one connection and " \
+        "leave 3 queued: %r" % (listen_queue(kfcgi.sock),)
+    test_varpool.finish(first)
+    served = []
+    for j in jobs:
+        r = j.outcome(30)
+        test_varpool.ok(r)
+        served.append(int(r.kv["served"]))
+    assert served == sorted(served), "not served in order: %r" % served
 
 
 class NoUring:

@@ -430,8 +430,9 @@ uring_open(const struct uring_ops *ops, void *arg, const char **why)
 		*why = strerror(errno);
 		return NULL;
 	}
+	/* SUBMIT_ALL: a request that fails early must not hold back others. */
 	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_CQSIZE;
+	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
 	p.cq_entries = RING_CQ;
 	if ((e = io_uring_queue_init_params(RING_SQ, &r->ring, &p)) < 0) {
 		*why = strerror(-e);

@@ -88,9 +88,11 @@ pool_live(const struct pool *p)
 static void
 chan_close(struct worker *w)
 {
+	struct pool	*p = w->owner;
+
 	if (w->chan == -1)
 		return;
-	event_del(&w->ev);
+	p->hooks.unwatch(p->hooks.arg, w);
 	close(w->chan);
 	w->chan = -1;
 }
@@ -300,13 +302,8 @@ worker_place(struct pool *p, struct worker *w, int chan)
 	w->starting = p->conf->elastic;
 	w->recycle_at = p->conf->varpool ?
 	    policy_recycle_at(p->conf->maxreqs, arc4random()) : 0;
-	if (chan != -1) {
-		event_set(&w->ev, chan, EV_READ | EV_PERSIST,
-		    p->hooks.chan_cb, w);
-		if (event_add(&w->ev, NULL) == -1)
-			fatalx("worker %d: cannot watch its channel",
-			    (int)w->pid);
-	}
+	if (chan != -1)
+		p->hooks.watch(p->hooks.arg, w);
 }
 
 /* Start one worker, unless throttled or short; NULL if none started. */

@@ -26,16 +26,31 @@ endif
 EVENT_CFLAGS != pkg-config --cflags libevent_core 2>/dev/null
 EVENT_LIBS   != pkg-config --libs libevent_core 2>/dev/null || echo -levent_core
 
+# The -r hot path on io_uring (src/uring.c) when liburing is there, else
+# a stub and the libevent path alone; URING=no leaves it out regardless.
+ifndef URING
+URING	!= pkg-config --exists liburing 2>/dev/null && echo yes || echo no
+endif
+ifeq ($(URING),yes)
+URING_SRC     = src/uring.c
+URING_CFLAGS != pkg-config --cflags liburing
+URING_LIBS   != pkg-config --libs liburing
+else
+URING_SRC     = src/uring_stub.c
+endif
+
 PROG	 = kfcgi
 SRCS	 = src/main.c src/log.c src/sock.c src/priv.c src/daemon.c \
 	   src/spawn.c src/guard.c src/signame.c src/fdpass.c src/cookie.c \
 	   src/clock.c src/worker.c src/crash.c src/policy.c src/pool.c \
 	   src/dispatch.c src/loop.c src/output.c src/notify.c src/pidfile.c \
 	   src/http.c src/status.c src/statusfmt.c src/poolstats.c \
-	   src/qdepth.c src/idle.c src/elastic.c src/epool.c src/spawnq.c
+	   src/qdepth.c src/idle.c src/elastic.c src/epool.c src/spawnq.c \
+	   $(URING_SRC)
 HDRS	 = src/kfcgi.h src/log.h src/worker.h src/crash.h src/pool.h \
 	   src/dispatch.h src/output.h src/http.h src/stats.h src/status.h \
-	   src/qdepth.h src/idle.h src/elastic.h src/epool.h src/spawnq.h
+	   src/qdepth.h src/idle.h src/elastic.h src/epool.h src/uring.h \
+	   src/spawnq.h
 OBJS	 = $(SRCS:.c=.o)
 
 LIB	 = lib/libkfcgi_worker.a
@@ -52,10 +67,10 @@ all: $(PROG) $(LIB) $(EXAMPLE) $(LOADPROG)
 
 $(PROG): $(OBJS)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) \
-	    -lpthread
+	    $(URING_LIBS) -lpthread
 
 src/%.o: src/%.c $(HDRS)
-	$(CC) $(CFLAGS) $(SANFLAGS) $(EVENT_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(SANFLAGS) $(EVENT_CFLAGS) $(URING_CFLAGS) -c -o $@ $<
 
 lib/%.o: lib/%.c lib/kfcgi_worker.h
 	$(CC) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
@@ -171,7 +186,8 @@ install: all
 	chmod 0644 $(DESTDIR)$(PCDIR)/kfcgi-worker.pc
 
 clean:
-	rm -f $(PROG) $(OBJS) $(LIB) $(LIBOBJS) $(EXAMPLE) $(TESTBINS) \
+	rm -f $(PROG) $(OBJS) src/uring.o src/uring_stub.o $(LIB) $(LIBOBJS) \
+	    $(EXAMPLE) $(TESTBINS) \
 	    tests/fuzz_http $(LOADPROG) $(BENCHBINS)
 	rm -rf tests/__pycache__ .pytest_cache
 

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "dispatch.h"
 #include "epool.h"
+#include "uring.h"
 
 #define ACCEPT_BATCH	64	/* connections per accept event */
 #define RESUME_MIN_MS	10	/* accept again after EMFILE, doubling */
@@ -46,7 +47,13 @@ dispatch_set(struct dispatch *d, enum accept_state to)
 
 	if (d->state == ACC_STOPPING)
 		return;
-	if (want && !d->armed) {
+	if (d->ring != NULL) {
+		/* One accept in flight while accepting; none once stopped. */
+		if (to == ACC_ACCEPTING)
+			uring_accept(d->ring, d->listenfd);
+		else if (to == ACC_STOPPING)
+			uring_accept_stop(d->ring);
+	} else if (want && !d->armed) {
 		if (event_add(&d->ev_accept, NULL) == -1)
 			fatalx("accept: cannot watch the socket");
 		d->armed = 1;
@@ -59,25 +66,31 @@ dispatch_set(struct dispatch *d, enum accept_state to)
 	d->state = to;
 }
 
+/* Rare: rescued connections, failed hand-offs; keep them in order. */
+static void
+held_grow(struct held *h)
+{
+	unsigned int	 i, cap;
+	int		*fds;
+
+	cap = h->cap ? 2 * h->cap : 16;
+	if ((fds = calloc(cap, sizeof(*fds))) == NULL)
+		fatal("dispatch: held connections");
+	for (i = 0; i < h->count; i++)
+		fds[i] = h->fd[(h->head + i) % h->cap];
+	free(h->fd);
+	h->fd = fds;
+	h->cap = cap;
+	h->head = 0;
+}
+
 static void
 held_push(struct dispatch *d, int fd)
 {
 	struct held	*h = &d->held;
-	unsigned int	 i, cap;
-	int		*fds;
 
-	if (h->count == h->cap) {
-		/* Rare: rescued connections; keep them in order. */
-		cap = h->cap ? 2 * h->cap : 16;
-		if ((fds = calloc(cap, sizeof(*fds))) == NULL)
-			fatal("dispatch: held connections");
-		for (i = 0; i < h->count; i++)
-			fds[i] = h->fd[(h->head + i) % h->cap];
-		free(h->fd);
-		h->fd = fds;
-		h->cap = cap;
-		h->head = 0;
-	}
+	if (h->count == h->cap)
+		held_grow(h);
 	h->fd[(h->head + h->count++) % h->cap] = fd;
 }
 
@@ -101,17 +114,24 @@ held_unpop(struct dispatch *d, int fd)
 {
 	struct held	*h = &d->held;
 
+	if (h->count == h->cap)
+		held_grow(h);
 	h->head = (h->head + h->cap - 1) % h->cap;
 	h->fd[h->head] = fd;
 	h->count++;
 }
 
-/* Cookie and descriptor in one message; the worker's fault if it fails. */
+/*
+ * Cookie and descriptor in one message; the worker's fault if it fails.
+ * Through the ring, a failure is known later: ring_send_failed().
+ */
 static int
 handoff(struct dispatch *d, struct worker *w, int fd)
 {
 	w->cookie = cookie_next();
-	if (fdpass_send(w->chan, w->cookie, fd) == -1) {
+	if (d->ring != NULL)
+		uring_send(d->ring, w->uchan, w->cookie, fd);
+	else if (fdpass_send(w->chan, w->cookie, fd) == -1) {
 		log_warn("worker %d: hand-off failed; killing it",
 		    (int)w->pid);
 		pool_kill(d->pool, w, 1);
@@ -171,6 +191,47 @@ accept_starved(struct dispatch *d)
 	clock_timer_ms(&d->ev_resume, d->resume_ms);
 }
 
+static void
+accept_fds_back(struct dispatch *d)
+{
+	if (d->resume_ms != 0) {
+		log_info("accept: %s: descriptors available again",
+		    d->pool->conf->sockpath);
+		d->resume_ms = 0;
+	}
+}
+
+/* Accepting failed: 1 to go on with the next connection, 0 to pause. */
+static int
+accept_failed(struct dispatch *d, int err)
+{
+	switch (err) {
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		/* Left queued in the kernel, not dropped. */
+		accept_starved(d);
+		return 0;
+	case EINTR:
+	case ECONNABORTED:
+	case EPROTO:
+	case EPERM:
+	case ENETDOWN:
+	case ENOPROTOOPT:
+	case EHOSTDOWN:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EOPNOTSUPP:
+	case ETIMEDOUT:
+		/* That connection's own trouble: the next one. */
+		return 1;
+	default:
+		errno = err;
+		fatal("accept: %s", d->pool->conf->sockpath);
+	}
+}
+
 /* One connection, or -1: none waiting, or no descriptor for it. */
 static int
 accept_one(struct dispatch *d)
@@ -183,36 +244,12 @@ accept_one(struct dispatch *d)
 			d->accepted++;
 			return fd;
 		}
-		switch (errno) {
-		case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-		case EWOULDBLOCK:
-#endif
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			d->maybe = 0;
 			return -1;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			/* Left queued in the kernel, not dropped. */
-			accept_starved(d);
-			return -1;
-		case EINTR:
-		case ECONNABORTED:
-		case EPROTO:
-		case EPERM:
-		case ENETDOWN:
-		case ENOPROTOOPT:
-		case EHOSTDOWN:
-		case EHOSTUNREACH:
-		case ENETUNREACH:
-		case EOPNOTSUPP:
-		case ETIMEDOUT:
-			/* That connection's own trouble: the next one. */
-			continue;
-		default:
-			fatal("accept: %s", d->pool->conf->sockpath);
 		}
+		if (!accept_failed(d, errno))
+			return -1;
 	}
 }
 
@@ -233,11 +270,7 @@ accept_batch(struct dispatch *d)
 		w = TAILQ_FIRST(&d->pool->ws.idle);
 		if ((fd = accept_one(d)) == -1)
 			return;
-		if (d->resume_ms != 0) {
-			log_info("accept: %s: descriptors available again",
-			    d->pool->conf->sockpath);
-			d->resume_ms = 0;
-		}
+		accept_fds_back(d);
 		if (w == NULL || handoff(d, w, fd) == -1)
 			held_push(d, fd);
 	}
@@ -267,6 +300,10 @@ dispatch_kick(struct dispatch *d)
 	}
 	if (d->held.count > 0) {
 		want_worker(d);
+		return;
+	}
+	if (d->ring != NULL) {
+		dispatch_set(d, ACC_ACCEPTING);
 		return;
 	}
 	/* Watching, and none left queued: the loop says when one comes. */
@@ -343,17 +380,19 @@ chan_eof(struct dispatch *d, struct worker *w)
 	pool_exit(d->pool, w, SIGTERM);
 }
 
-/* What a worker writes on its channel: the cookie of its connection. */
-static void
-chan_cb(int fd, short events UNUSED, void *arg)
+static struct dispatch *
+dispatch_of(const struct worker *w)
 {
-	struct worker	*w = arg;
-	struct dispatch	*d = ((struct pool *)w->owner)->hooks.arg;
-	ssize_t		 n;
+	return ((struct pool *)w->owner)->hooks.arg;
+}
 
-	n = fdpass_read_cookie(fd, w->reply, &w->replylen);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return;
+/*
+ * What a worker wrote on its channel, the cookie of its connection, as
+ * read (n bytes, added to w->reply), 0 at EOF, or -1 with errno.
+ */
+static void
+cookie_in(struct dispatch *d, struct worker *w, ssize_t n)
+{
 	if (n == 0)
 		chan_eof(d, w);
 	else if (n == -1 && errno == EPROTO)
@@ -370,12 +409,111 @@ chan_cb(int fd, short events UNUSED, void *arg)
 		return;
 	else {
 		w->replylen = 0;
-		close(w->conn);
+		if (d->ring != NULL)
+			uring_close_fd(d->ring, w->conn);
+		else
+			close(w->conn);
 		w->conn = -1;
 		d->last_free = clock_ms();
 		pool_freed(d->pool, w);
 	}
 	dispatch_kick(d);
+}
+
+static void
+chan_cb(int fd, short events UNUSED, void *arg)
+{
+	struct worker	*w = arg;
+	ssize_t		 n;
+
+	n = fdpass_read_cookie(fd, w->reply, &w->replylen);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	cookie_in(dispatch_of(w), w, n);
+}
+
+/* The ring accepted (or failed to): as accept_batch, one at a time. */
+static void
+ring_accepted(void *arg, int res)
+{
+	struct dispatch	*d = arg;
+	struct worker	*w;
+
+	if (res < 0) {
+		/* Cancelled: stopping.  EAGAIN: someone else took it. */
+		if (res != -ECANCELED &&
+		    (res == -EAGAIN || accept_failed(d, -res)))
+			dispatch_kick(d);
+		return;
+	}
+	d->accepted++;
+	accept_fds_back(d);
+	w = TAILQ_FIRST(&d->pool->ws.idle);
+	if (d->held.count > 0 || d->state == ACC_STOPPING || w == NULL ||
+	    handoff(d, w, res) == -1)
+		held_push(d, res);
+	dispatch_kick(d);
+}
+
+/*
+ * The worker never got its connection: it goes back to the front of the
+ * held ones, and the worker is killed, as when sendmsg fails at once.
+ */
+static void
+ring_send_failed(void *arg, int res)
+{
+	struct worker	*w = arg;
+	struct dispatch	*d = dispatch_of(w);
+
+	errno = -res;
+	log_warn("worker %d: hand-off failed; killing it", (int)w->pid);
+	if (w->conn != -1) {
+		held_unpop(d, w->conn);
+		w->conn = -1;
+	}
+	pool_kill(d->pool, w, 1);
+	dispatch_kick(d);
+}
+
+static void
+ring_received(void *arg, const unsigned char *in, int res)
+{
+	struct worker	*w = arg;
+	ssize_t		 n = res;
+
+	if (res < 0) {
+		errno = -res;
+		n = -1;
+	} else if (res > 0)
+		n = fdpass_take_cookie(w->reply, &w->replylen, in, res);
+	cookie_in(dispatch_of(w), w, n);
+}
+
+static void
+hook_watch(void *arg, struct worker *w)
+{
+	struct dispatch	*d = arg;
+
+	if (d->ring != NULL) {
+		w->uchan = uring_watch(d->ring, w->chan, w);
+		return;
+	}
+	event_set(&w->ev, w->chan, EV_READ | EV_PERSIST, chan_cb, w);
+	if (event_add(&w->ev, NULL) == -1)
+		fatalx("worker %d: cannot watch its channel", (int)w->pid);
+}
+
+/* The channel is about to close. */
+static void
+hook_unwatch(void *arg, struct worker *w)
+{
+	struct dispatch	*d = arg;
+
+	if (d->ring != NULL) {
+		uring_unwatch(d->ring, w->uchan);
+		w->uchan = NULL;
+	} else
+		event_del(&w->ev);
 }
 
 static void
@@ -393,16 +531,31 @@ hook_rescue(void *arg, int fd)
 void
 dispatch_hooks(struct dispatch *d, struct pool_hooks *h)
 {
-	h->chan_cb = chan_cb;
+	h->watch = hook_watch;
+	h->unwatch = hook_unwatch;
 	h->freed = hook_freed;
 	h->rescue = hook_rescue;
 	h->arg = d;
 }
 
+/*
+ * The ring if the kernel lets us have one (and KFCGI_NO_URING is not
+ * set), else the libevent path; either serves alone, from start to end.
+ */
 void
 dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge)
 {
+	static const struct uring_ops	 ops = {
+		ring_accepted, ring_send_failed, ring_received
+	};
+	const char			*why;
+
 	memset(d, 0, sizeof(*d));
+	if ((d->ring = uring_open(&ops, d, &why)) != NULL)
+		log_debug("hot path: io_uring");
+	else
+		log_debug("hot path: libevent, %s (no io_uring: %s)",
+		    event_get_method(), why);
 	d->pool = p;
 	d->listenfd = listenfd;
 	d->state = ACC_WAIT_WORKER;
@@ -438,4 +591,6 @@ dispatch_free(struct dispatch *d)
 		close(fd);
 	free(d->held.fd);
 	d->held.fd = NULL;
+	uring_close(d->ring);
+	d->ring = NULL;
 }

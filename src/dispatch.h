@@ -46,6 +46,7 @@ struct held {
 
 struct dispatch {
 	struct pool		*pool;
+	struct uring		*ring;		/* NULL: the libevent path */
 	int			 listenfd;
 	enum accept_state	 state;
 	int			 armed;		/* ev_accept added */

@@ -84,11 +84,23 @@ fdpass_read_cookie(int chan, unsigned char *buf, size_t *len)
 	while (n == -1 && errno == EINTR);
 	if (n <= 0)
 		return n;
-	if ((size_t)n > want) {
+	return fdpass_take_cookie(buf, len, tmp, n);
+}
+
+/*
+ * Add n bytes read from a channel to the cookie being returned in buf
+ * (*len bytes so far).  More than the cookie's remaining bytes is a
+ * protocol violation: -1 with EPROTO.  Returns n otherwise.
+ */
+ssize_t
+fdpass_take_cookie(unsigned char *buf, size_t *len, const unsigned char *in,
+    size_t n)
+{
+	if (n > sizeof(uint64_t) - *len) {
 		errno = EPROTO;
 		return -1;
 	}
-	memcpy(buf + *len, tmp, n);
+	memcpy(buf + *len, in, n);
 	*len += n;
 	return n;
 }

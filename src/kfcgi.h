@@ -126,6 +126,8 @@ void	 notify_stopping(void);
 /* fdpass.c */
 int	 fdpass_send(int, uint64_t, int);
 ssize_t	 fdpass_read_cookie(int, unsigned char *, size_t *);
+ssize_t	 fdpass_take_cookie(unsigned char *, size_t *, const unsigned char *,
+	    size_t);
 int	 fdpass_unread(int);
 
 /* cookie.c */

@@ -183,7 +183,7 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 	static struct loop	 loop;
 	struct loop		*l = &loop;
 	struct event_base	*base;
-	struct pool_hooks	 hooks = { NULL, no_freed, NULL, NULL };
+	struct pool_hooks	 hooks = { NULL, NULL, no_freed, NULL, NULL };
 	size_t			 i;
 
 	base = loop_base();

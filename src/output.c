@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -84,52 +85,79 @@ output_report_drops(struct output *o)
 	o->dropped = 0;
 }
 
-/* Log the line gathered so far, or count it dropped. */
+/* Log one line, or count it dropped. */
 static void
-output_line(struct output *o, int cut)
+output_line(struct output *o, char *s, size_t len, int cut)
 {
 	size_t	 i;
 
-	if (o->len > 0 && o->line[o->len - 1] == '\r')
-		o->len--;
-	for (i = 0; i < o->len; i++)
-		if ((unsigned char)o->line[i] < ' ' && o->line[i] != '\t')
-			o->line[i] = '?';
+	if (len > 0 && s[len - 1] == '\r')
+		len--;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < ' ' && s[i] != '\t')
+			s[i] = '?';
 	if (output_take(o))
-		log_info("worker %d: %.*s%s", (int)o->pid, (int)o->len,
-		    o->line, cut ? " [line cut]" : "");
+		log_info("worker %d: %.*s%s", (int)o->pid, (int)len, s,
+		    cut ? " [line cut]" : "");
 	else if (o->dropped++ == 0)
 		clock_timer_ms(&o->ev_drop, DROP_REPORT_MS);
-	o->len = 0;
 }
 
-/* Split what was read into lines; long ones are cut and their rest skipped. */
-static void
-output_feed(struct output *o, const char *buf, size_t n)
+/*
+ * Carry the start of a line to the next read.  The buffer is allocated
+ * only now: most workers write whole lines, and a thousand idle workers
+ * should not cost the manager a kilobyte each.  1 if the line was cut.
+ */
+static int
+output_carry(struct output *o, char *buf, size_t seg, int more)
 {
-	const char	*nl;
-	size_t		 seg, take, room;
+	size_t	 room, take;
+
+	if (o->line == NULL && (o->line = malloc(OUTPUT_LINE_MAX)) == NULL) {
+		/* Rather a line cut short than none. */
+		output_line(o, buf, seg < OUTPUT_LINE_MAX ? seg :
+		    OUTPUT_LINE_MAX, 1);
+		return 1;
+	}
+	room = OUTPUT_LINE_MAX - o->len;
+	take = seg < room ? seg : room;
+	memcpy(o->line + o->len, buf, take);
+	o->len += take;
+	if (take < seg || (!more && o->len == OUTPUT_LINE_MAX)) {
+		output_line(o, o->line, o->len, 1);
+		o->len = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Split what was read into lines; long ones are cut and their rest
+ * skipped.  A whole line in buf is logged from there, uncopied.
+ */
+static void
+output_feed(struct output *o, char *buf, size_t n)
+{
+	char	*nl;
+	size_t	 seg;
 
 	while (n > 0) {
 		nl = memchr(buf, '\n', n);
 		seg = nl != NULL ? (size_t)(nl - buf) : n;
-		if (!o->cut) {
-			room = sizeof(o->line) - o->len;
-			take = seg < room ? seg : room;
-			memcpy(o->line + o->len, buf, take);
-			o->len += take;
-			if (take < seg ||
-			    (nl == NULL && o->len == sizeof(o->line))) {
-				output_line(o, 1);
-				o->cut = 1;
-			}
+		if (o->cut)
+			;
+		else if (o->len == 0 && nl != NULL)
+			output_line(o, buf, seg < OUTPUT_LINE_MAX ? seg :
+			    OUTPUT_LINE_MAX, seg > OUTPUT_LINE_MAX);
+		else if (output_carry(o, buf, seg, nl != NULL))
+			o->cut = 1;
+		else if (nl != NULL) {
+			output_line(o, o->line, o->len, 0);
+			o->len = 0;
 		}
 		if (nl == NULL)
 			return;
-		if (o->cut)
-			o->cut = 0;
-		else
-			output_line(o, 0);
+		o->cut = 0;
 		buf += seg + 1;
 		n -= seg + 1;
 	}
@@ -140,7 +168,9 @@ static void
 output_close(struct output *o)
 {
 	if (o->len > 0 && !o->cut)
-		output_line(o, 0);
+		output_line(o, o->line, o->len, 0);
+	free(o->line);
+	o->line = NULL;
 	o->len = 0;
 	o->cut = 0;
 	evtimer_del(&o->ev_drop);
@@ -195,6 +225,7 @@ output_start(struct output *o, int rfd, pid_t pid)
 	o->dropped = 0;
 	o->cut = 0;
 	o->len = 0;
+	o->line = NULL;
 	evtimer_set(&o->ev_drop, output_drop_cb, o);
 	if (rfd == -1)
 		return;

@@ -29,7 +29,7 @@
 struct spawner;
 
 /*
- * The manager's end of one worker's output pipe.  Fixed size: a worker
+ * The manager's end of one worker's output pipe.  Bounded: a worker
  * that floods is read as fast as it writes and the excess is dropped.
  */
 struct output {
@@ -41,8 +41,8 @@ struct output {
 	int64_t		 refill;	/* ms, tokens last added */
 	unsigned long	 dropped;	/* lines not logged since last said */
 	int		 cut;		/* skipping the rest of a long line */
-	size_t		 len;
-	char		 line[OUTPUT_LINE_MAX];
+	size_t		 len;		/* of a line carried over */
+	char		*line;		/* NULL until one is */
 };
 
 int	 output_pipe(int [2]);

@@ -96,9 +96,11 @@ pool_spawning(const struct pool *p)
 static void
 chan_close(struct worker *w)
 {
+	struct pool	*p = w->owner;
+
 	if (w->chan == -1)
 		return;
-	event_del(&w->ev);
+	p->hooks.unwatch(p->hooks.arg, w);
 	close(w->chan);
 	w->chan = -1;
 }
@@ -383,13 +385,8 @@ worker_place(struct pool *p, struct worker *w, struct pending *pd)
 	w->starting = p->conf->elastic;
 	w->recycle_at = p->conf->varpool ?
 	    policy_recycle_at(p->conf->maxreqs, arc4random()) : 0;
-	if (w->chan != -1) {
-		event_set(&w->ev, w->chan, EV_READ | EV_PERSIST,
-		    p->hooks.chan_cb, w);
-		if (event_add(&w->ev, NULL) == -1)
-			fatalx("worker %d: cannot watch its channel",
-			    (int)w->pid);
-	}
+	if (w->chan != -1)
+		p->hooks.watch(p->hooks.arg, w);
 	output_start(&w->out, pd->out, w->pid);
 	pd->out = -1;
 }

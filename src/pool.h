@@ -55,7 +55,8 @@ TAILQ_HEAD(earlyq, early);
  * the pool never calls dispatch.c directly, so dependencies run one way.
  */
 struct pool_hooks {
-	void	(*chan_cb)(int, short, void *);	/* a channel is readable */
+	void	(*watch)(void *, struct worker *);	/* a new channel */
+	void	(*unwatch)(void *, struct worker *);	/* it is to close */
 	void	(*freed)(void *);		/* a worker is free or new */
 	void	(*rescue)(void *, int);		/* an unread connection */
 	void	 *arg;

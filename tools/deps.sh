@@ -7,7 +7,7 @@ set -eu
 what=${1:-test}
 
 # The C compiler and make are assumed to be present already.
-demo_pkgs="libevent-dev pkg-config libfcgi-bin"
+demo_pkgs="libevent-dev liburing-dev pkg-config libfcgi-bin"
 test_pkgs="$demo_pkgs libfcgi-dev python3 python3-pytest nginx-light curl \
 php-cgi mandoc prometheus wrk spawn-fcgi multiwatch"
 

@@ -213,6 +213,9 @@ KINDS = {
     "kfcgi fixed": lambda s, w, n: kfcgi_argv(s, w, n, None),
     "kfcgi -e": lambda s, w, n: kfcgi_argv(s, w, n, "-e"),
     "kfcgi -r": lambda s, w, n: kfcgi_argv(s, w, n, "-r"),
+    # The same on libevent: the hot path where io_uring is not to be had.
+    "kfcgi -r libevent": lambda s, w, n: ["/usr/bin/env", "KFCGI_NO_URING=1"]
+    + kfcgi_argv(s, w, n, "-r"),
     "floor": lambda s, w, n: floor_argv(s, w, n),
 }
 
@@ -621,6 +624,11 @@ def pool_ratios(rep, res, sizes):
             r = paired(v, fl, "p99")
             rep.add("| p99 kfcgi -r / floor | %d | %.2f | <= 1 | %s |" %
                     (n, r, verdict(r <= 1)))
+        le = res.get(("kfcgi -r libevent", n))
+        if le and fl:
+            r = paired(le, fl, "cpu")
+            rep.add("| manager CPU/conn kfcgi -r libevent / floor | %d | %.2f "
+                    "| (reference) | |" % (n, r))
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
         for kind in ("kfcgi -r", "floor"):

@@ -66,6 +66,13 @@ loop_status(char *buf, size_t len, void *arg)
 	    (unsigned long long)l->dispatch.accepted);
 }
 
+/* A reload settled or was given up: serving as asked again. */
+static void
+loop_reloaded(void *arg)
+{
+	notify_ready(loop_status, arg);
+}
+
 static void
 loop_signal_cb(int sig, short events UNUSED, void *arg)
 {
@@ -90,7 +97,6 @@ loop_signal_cb(int sig, short events UNUSED, void *arg)
 		log_info("reload: %s received", signame(sig));
 		notify_reloading();
 		pool_reload(&l->pool);
-		notify_ready(loop_status, l);
 		break;
 	case SIG_REAP:
 		pool_reap(&l->pool);
@@ -193,6 +199,8 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 		dispatch_hooks(&l->dispatch, &hooks);
 	}
 	pool_init(&l->pool, conf, listenfd, nullfd, &hooks);
+	l->pool.reloaded = loop_reloaded;
+	l->pool.reloaded_arg = l;
 	l->pool.spawner.nofile_orig = *orig;
 	l->pool.spawner.nofile_raised = *raised;
 	l->pool.spawner.nofile_restore = orig->rlim_cur != raised->rlim_cur;

@@ -944,6 +944,9 @@ reload_end(struct pool *p)
 	evtimer_del(&p->ev_reload);
 	p->reloading = 0;
 	reload_pending(p);
+	/* Ready again only once no SIGHUP is left to serve. */
+	if (!p->reloading && !p->reload_again && p->reloaded != NULL)
+		p->reloaded(p->reloaded_arg);
 }
 
 /* A SIGHUP waited for the last generation to go: its turn now? */

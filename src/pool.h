@@ -77,6 +77,8 @@ struct pool {
 	int			 started;	/* first workers are up */
 	int			 reloading;	/* new generation settling */
 	int			 reload_again;	/* SIGHUP while settling */
+	void			(*reloaded)(void *);	/* no reload left */
+	void			*reloaded_arg;
 	int			 shortage;	/* spawn lacked resources */
 	msec_t			 shortage_ms;	/* its retry delay */
 	msec_t			 startup;

@@ -208,6 +208,31 @@ def test_readiness_notifications(kfcgi, sockdir, where, args, name):
         n.close()
 
 
+def test_ready_again_after_failed_reload(kfcgi, bins, sockdir):
+    """A reload whose program cannot run is over at once: READY=1 comes
+    back, and the old workers keep serving."""
+    prog = os.path.join(sockdir, "app")
+    shutil.copy(bins.need("testworker"), prog)
+    addr = os.path.join(sockdir, "notify")
+    n = Notify(addr)
+    try:
+        kfcgi.start(args=["-n", "2"], prog=prog, env={"NOTIFY_SOCKET": addr})
+        assert n.next().get("READY") == "1"
+        old = set(kfcgi.workers())
+        with open(prog + ".new", "w") as f:
+            f.write("not a program\n")
+        os.rename(prog + ".new", prog)
+        kfcgi.signal(signal.SIGHUP)
+        assert n.next().get("RELOADING") == "1"
+        m = n.next(5)
+        assert m.get("READY") == "1", m
+        assert set(kfcgi.workers()) == old
+        assert kfcgi.request().status == 200
+    finally:
+        n.close()
+    assert kfcgi.stop() == 0
+
+
 def test_notify_socket_bad_value_warned(kfcgi):
     kfcgi.start(env={"NOTIFY_SOCKET": "relative/path"}, wait_workers=3)
     assert "notify: relative/path: not a socket path or @name" in kfcgi.log()

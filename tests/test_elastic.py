@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import alive, wait_for
+from conftest import alive, busy_workers, wait_for
 from fcgiclient import Sampler, parallel
 from loaddriver import Load
 from test_faults import libfcgi_check, libfcgi_pid, php_page
@@ -140,7 +140,9 @@ def test_release_spares_a_busy_worker(kfcgi):
         kfcgi.request(query="sleep=4000", timeout=20)))
     results = []
     long_job.start()
-    time.sleep(0.2)
+    # The long request is in the oldest worker's hands before the burst.
+    assert wait_for(lambda: busy_workers(kfcgi) == [oldest], 10), \
+        (busy_workers(kfcgi), oldest)
     out, _ = slow_burst(kfcgi, 8, ms=300)
     assert all(o.status == 200 for o in out)
     assert wait_for(lambda: len(kfcgi.workers()) == 1, 8), kfcgi.workers()

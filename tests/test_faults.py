@@ -312,7 +312,8 @@ def test_sigterm_under_load_slow_requests(kfcgi, request, args, clients):
     assert load.failed == 0, load.report()
     assert load.answered == load.sent
     assert rc == 0, kfcgi.log()[-2000:]
-    assert took < 3, "stop took %.1f s with 0.8 s requests" % took
+    # About 1 s; waiting out the grace period would take 5 s.
+    assert took < GRACE - 1, "stop took %.1f s with 0.8 s requests" % took
     assert wait_for(lambda: kfcgi.survivors() == [], 2), kfcgi.survivors()
 
 
@@ -330,7 +331,8 @@ def test_grace_option(kfcgi, args):
     t0 = time.monotonic()
     assert kfcgi.stop(timeout=15) == 0
     took = time.monotonic() - t0
-    assert 0.8 <= took < 2.5, "stop took %.2f s with -g 1" % took
+    # About 1.1 s (and the exit of a sanitized kfcgi); 5 s without -g 1.
+    assert 0.8 <= took < 3.5, "stop took %.2f s with -g 1" % took
     assert not any(alive(w) for w in ws)
 
 
@@ -350,7 +352,8 @@ def test_k_signal_on_stop(kfcgi, bins):
     assert r.status == 200 and libfcgi_check(r, None) is None, r
     assert kfcgi.wait_exit(15) == 0
     took = time.monotonic() - t0
-    assert took < 3, "stop took %.1f s: -k USR1 not sent?" % took
+    # About 1 s for the request in flight; 5 s if the grace is waited out.
+    assert took < GRACE - 1, "stop took %.1f s: -k USR1 not sent?" % took
     assert not any(alive(w) for w in ws)
 
 
@@ -429,7 +432,8 @@ def test_sigkill_manager_leaves_no_worker(kfcgi_factory, args):
     ws = k1.wait_workers(3)
     k1.signal(signal.SIGKILL)
     k1.wait_exit(5)
-    time.sleep(1.0)
+    # The guard kills them once it has read EOF: watch for their end.
+    wait_for(lambda: not any(alive(w, k1.seen[w]) for w in ws), 10)
     left = [w for w in ws if alive(w, k1.seen[w])]
     assert left == [], "workers outlive a killed kfcgi: %r" % left
     k2 = kfcgi_factory().start(args, sock=k1.sock, timeout=3)
@@ -450,8 +454,8 @@ def test_sigkill_manager_takes_grandchildren(kfcgi_factory, args):
     assert alive(child)
     k1.signal(signal.SIGKILL)
     k1.wait_exit(5)
-    time.sleep(1.0)
-    assert not alive(child), "a worker's child outlives a killed kfcgi"
+    assert wait_for(lambda: not alive(child), 10), \
+        "a worker's child outlives a killed kfcgi"
     k2 = kfcgi_factory().start(args, sock=k1.sock, timeout=3)
     k2.wait_workers(3)
     assert k2.request(query="x").status == 200
@@ -721,13 +725,15 @@ def test_request_timeout_t_under_load(kfcgi, request):
         while not job.join(0.05) and time.monotonic() - t0 < 10:
             kfcgi.workers()
         out = job.outcome(1)
-        took = time.monotonic() - t0
+        # When the client saw its end, not when this loop noticed.
+        took = job.finished - t0
     finally:
         load.stop()
     assert isinstance(out, FcgiError) and not isinstance(out, FcgiTimeout), \
         "the client of a stuck worker should see its connection closed: %r" \
         % out
-    assert 0.9 <= took < 3, "closed after %.2f s with -t 1" % took
+    # About 1 s (a hand-off may wait for a spawn); never closed: 8 s.
+    assert 0.9 <= took < 4, "closed after %.2f s with -t 1" % took
     lines = [l for l in kfcgi.log().splitlines() if "timeout" in l.lower()
              or "timed out" in l.lower()]
     pids = [int(p) for l in lines for p in re.findall(r"\b(\d{2,})\b", l)
@@ -952,7 +958,8 @@ def test_sighup_r_busy_old_worker_killed_after_grace(kfcgi):
     assert wait_for(lambda: not alive(stuck, kfcgi.seen[stuck]), 4), \
         "busy old worker not killed after -g 1"
     took = time.monotonic() - t0
-    assert 0.8 <= took < 2.5, "killed %.2f s after SIGHUP with -g 1" % took
+    # About 1 s; 5 s without -g 1.
+    assert 0.8 <= took < 3.5, "killed %.2f s after SIGHUP with -g 1" % took
     out = job.outcome(10)
     assert isinstance(out, FcgiError) and not isinstance(out, FcgiTimeout), \
         out

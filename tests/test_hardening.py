@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import alive, cmdline, wait_for
+from conftest import alive, busy_workers, cmdline, wait_for
 from fcgiclient import parallel, spawn
 
 needs_root = pytest.mark.needs_root
@@ -241,7 +241,10 @@ def test_sigterm_slow_request_over_2s_served(kfcgi):
     kfcgi.start(["-n", "1"])
     kfcgi.wait_workers(1)
     job = spawn(kfcgi.request, query="sleep=3500", timeout=15)
-    time.sleep(0.3)
+    # In the worker's hands, not still in the listen queue, where no one
+    # would take it once the worker has left.
+    assert wait_for(lambda: len(busy_workers(kfcgi)) == 1, 10), \
+        "the request never reached the worker"
     kfcgi.signal(signal.SIGTERM)
     r = job.result(15)
     assert r.status == 200, r

@@ -107,11 +107,17 @@ def test_saturated_holds_one_and_serves_in_order(kfcgi, env):
     kernel; all are served in the order they came."""
     kfcgi.start(["-r", "-n", "1", "-N", "1"], env=env)
     kfcgi.wait_workers(1)
-    first = test_varpool.inflight(kfcgi, 1, 1500)
-    jobs = []
-    for i in range(4):
+    first = test_varpool.inflight(kfcgi, 1, 4000)
+    jobs = [spawn(kfcgi.request, query="sleep=10", timeout=30)]
+    # the first is held by kfcgi; each later one waits in the kernel's
+    # queue before the next connects, so the order is known
+    time.sleep(0.3)
+    for i in range(1, 4):
         jobs.append(spawn(kfcgi.request, query="sleep=10", timeout=30))
-        time.sleep(0.1)
+        ok = wait_for(lambda: listen_queue(kfcgi.sock)[0] >= i, 3)
+        assert ok, "with the only worker busy, kfcgi should hold one " \
+            "connection and leave the others queued: %r" % (
+                listen_queue(kfcgi.sock),)
     time.sleep(0.2)
     assert listen_queue(kfcgi.sock)[0] == 3, \
         "with the only worker busy, kfcgi should hold one connection and " \

@@ -44,7 +44,7 @@
 #include "qdepth.h"
 
 #define MAXW		256
-#define START_MS	1000	/* starting at most that long (idle_started) */
+#define START_MS	2000	/* starting at most that long (idle_started) */
 
 enum wstate { W_FREE, W_STARTING, W_RUNNING, W_FROZEN, W_RETIRING };
 

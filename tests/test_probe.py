@@ -592,5 +592,8 @@ def test_minipool_second_wave_is_not_counted_as_on_its_way(workers):
              for _ in range(4)]
     assert all(j.result(10).status == 200 for j in jobs)
     full = [t - t0 for t, x in seen if x == "size=8"]
-    assert full and full[0] < 0.8, "\n".join(["%.3f %s" % (t - t0, x)
+    # Seen as started, the first wave's workers let the second one grow
+    # the pool at once; counted as starting, they hold it back for the
+    # 2 s of START_MS.
+    assert full and full[0] < 1.3, "\n".join(["%.3f %s" % (t - t0, x)
                                           for t, x in seen])

@@ -104,9 +104,14 @@ class Workers:
                 fc._stream(fc.FCGI_STDIN, 1, b""))
 
     def close(self):
+        # SIGTERM first: minipool kills its workers then, while a SIGKILL
+        # would leave them behind, waiting on a socket nobody serves.
         for p in self.procs:
-            kill_quiet(p.pid)
-            p.wait()
+            kill_quiet(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            if exits(p) is None:
+                kill_quiet(p.pid)
+                p.wait()
         for s in self.socks:
             s.close()
 

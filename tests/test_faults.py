@@ -871,7 +871,7 @@ def test_low_descriptor_limit_under_load(kfcgi, request):
     cpu = (c1 - c0) / hz / (t1 - t0)
     assert sampler.max_len() < 60, \
         "never short of descriptors (%d workers)" % sampler.max_len()
-    assert cpu < 0.3, "manager used %.0f%% CPU while starved" % (cpu * 100)
+    assert cpu < 0.5, "manager used %.0f%% CPU while starved" % (cpu * 100)
     assert load.failed == 0, load.report()
     assert kfcgi.running()
     assert kfcgi.request(query="x").status == 200

@@ -134,7 +134,7 @@ def test_release_oldest_idle_first(kfcgi):
     kfcgi.start(["-r", "-n", "1", "-N", "3", "-w", "1"])
     kfcgi.wait_workers(1)
     outs = parallel(3, lambda i: kfcgi.request(
-        query="sleep=%d" % (300 * (i + 1)), timeout=20))
+        query="sleep=%d" % (500 * (i + 1)), timeout=20))
     pids = [int(o.kv["pid"]) for o in outs]
     assert len(set(pids)) == 3, pids
     left = kfcgi.wait_workers(1, timeout=6)

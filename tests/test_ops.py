@@ -101,7 +101,7 @@ def test_flooding_worker_is_bounded(kfcgi):
         t0 = time.monotonic()
         assert kfcgi.request(timeout=5).status == 200
         slow = max(slow, time.monotonic() - t0)
-    assert slow < 0.5, slow
+    assert slow < 1.5, slow
     r = flood.result(60)
     assert r.status == 200, r
     pid = int(r.kv["pid"])

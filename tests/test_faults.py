@@ -137,7 +137,7 @@ def test_five_sighups_under_load(kfcgi, bins, request, args, progname,
         settled = wait_for(lambda: len(kfcgi.workers()) >= n and not (
             set(kfcgi.workers()) & before_last), 8)
         t_settled = time.monotonic()
-        time.sleep(0.5)
+        time.sleep(0.7)
     finally:
         load.stop()
         sampler.stop()
@@ -151,8 +151,10 @@ def test_five_sighups_under_load(kfcgi, bins, request, args, progname,
     assert not final & first, "original workers survive 5 reloads"
     assert all(not alive(p, kfcgi.seen[p]) for p in before_last), \
         "old generations still running"
-    assert load.pids(since=t_settled) <= final
-    assert load.answered_between(t_settled, load.t1) > 0
+    # (an old worker's last answer may be recorded by a client thread
+    # that ran late: look from 0.2 s on)
+    assert load.pids(since=t_settled + 0.2) <= final
+    assert load.answered_between(t_settled + 0.2, load.t1) > 0
     # one generation serving, one retiring (with -r, each up to -N 6)
     most = 2 * (6 if "-r" in args else n)
     assert sampler.max_len() <= most, \

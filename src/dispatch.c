@@ -498,8 +498,11 @@ hook_watch(void *arg, struct worker *w)
 		w->uchan = uring_watch(d->ring, w->chan, w);
 		return;
 	}
-	event_set(&w->ev, w->chan, EV_READ | EV_PERSIST, chan_cb, w);
-	if (event_add(&w->ev, NULL) == -1)
+	/* Not in the record: the ring path, the usual one, has no use for it. */
+	if ((w->ev = malloc(sizeof(*w->ev))) == NULL)
+		fatal("worker %d: channel event", (int)w->pid);
+	event_set(w->ev, w->chan, EV_READ | EV_PERSIST, chan_cb, w);
+	if (event_add(w->ev, NULL) == -1)
 		fatalx("worker %d: cannot watch its channel", (int)w->pid);
 }
 
@@ -512,8 +515,11 @@ hook_unwatch(void *arg, struct worker *w)
 	if (d->ring != NULL) {
 		uring_unwatch(d->ring, w->uchan);
 		w->uchan = NULL;
-	} else
-		event_del(&w->ev);
+	} else {
+		event_del(w->ev);
+		free(w->ev);
+		w->ev = NULL;
+	}
 }
 
 static void

@@ -547,9 +547,11 @@ dispatch_hooks(struct dispatch *d, struct pool_hooks *h)
 /*
  * The ring if the kernel lets us have one (and KFCGI_NO_URING is not
  * set), else the libevent path; either serves alone, from start to end.
+ * `most' is -N: the ring is sized to the pool.
  */
 void
-dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge)
+dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge,
+    int most)
 {
 	static const struct uring_ops	 ops = {
 		ring_accepted, ring_send_failed, ring_received
@@ -557,7 +559,7 @@ dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge)
 	const char			*why;
 
 	memset(d, 0, sizeof(*d));
-	if ((d->ring = uring_open(&ops, d, &why)) != NULL)
+	if ((d->ring = uring_open(&ops, d, 2 * most, &why)) != NULL)
 		log_debug("hot path: io_uring");
 	else
 		log_debug("hot path: libevent, %s (no io_uring: %s)",

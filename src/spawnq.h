@@ -24,6 +24,7 @@
 #include <spawn.h>
 
 #define SPAWNQ_MAX_THREADS	8
+#define SPAWNQ_STACK		(64 * 1024)	/* each thread's stack */
 
 /*
  * One spawn.  The manager fills in everything above `pid' before it

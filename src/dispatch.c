@@ -498,8 +498,11 @@ hook_watch(void *arg, struct worker *w)
 		w->uchan = uring_watch(d->ring, w->chan, w);
 		return;
 	}
-	event_set(&w->ev, w->chan, EV_READ | EV_PERSIST, chan_cb, w);
-	if (event_add(&w->ev, NULL) == -1)
+	/* Not in the record: the ring path, the usual one, has no use for it. */
+	if ((w->ev = malloc(sizeof(*w->ev))) == NULL)
+		fatal("worker %d: channel event", (int)w->pid);
+	event_set(w->ev, w->chan, EV_READ | EV_PERSIST, chan_cb, w);
+	if (event_add(w->ev, NULL) == -1)
 		fatalx("worker %d: cannot watch its channel", (int)w->pid);
 }
 
@@ -512,8 +515,11 @@ hook_unwatch(void *arg, struct worker *w)
 	if (d->ring != NULL) {
 		uring_unwatch(d->ring, w->uchan);
 		w->uchan = NULL;
-	} else
-		event_del(&w->ev);
+	} else {
+		event_del(w->ev);
+		free(w->ev);
+		w->ev = NULL;
+	}
 }
 
 static void
@@ -541,9 +547,11 @@ dispatch_hooks(struct dispatch *d, struct pool_hooks *h)
 /*
  * The ring if the kernel lets us have one (and KFCGI_NO_URING is not
  * set), else the libevent path; either serves alone, from start to end.
+ * `most' is -N: the ring is sized to the pool.
  */
 void
-dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge)
+dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge,
+    int most)
 {
 	static const struct uring_ops	 ops = {
 		ring_accepted, ring_send_failed, ring_received
@@ -551,7 +559,7 @@ dispatch_init(struct dispatch *d, struct pool *p, int listenfd, int edge)
 	const char			*why;
 
 	memset(d, 0, sizeof(*d));
-	if ((d->ring = uring_open(&ops, d, &why)) != NULL)
+	if ((d->ring = uring_open(&ops, d, 2 * most, &why)) != NULL)
 		log_debug("hot path: io_uring");
 	else
 		log_debug("hot path: libevent, %s (no io_uring: %s)",

@@ -61,7 +61,7 @@ struct dispatch {
 	uint64_t		 accepted, at_max;
 };
 
-void	 dispatch_init(struct dispatch *, struct pool *, int, int);
+void	 dispatch_init(struct dispatch *, struct pool *, int, int, int);
 void	 dispatch_hooks(struct dispatch *, struct pool_hooks *);
 void	 dispatch_start(struct dispatch *);
 void	 dispatch_stop(struct dispatch *);

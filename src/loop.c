@@ -195,7 +195,8 @@ loop_run(const struct config *conf, int listenfd, int nullfd,
 	base = loop_base();
 	if (conf->varpool) {
 		dispatch_init(&l->dispatch, &l->pool, listenfd,
-		    (event_base_get_features(base) & EV_FEATURE_ET) != 0);
+		    (event_base_get_features(base) & EV_FEATURE_ET) != 0,
+		    conf->maxworkers);
 		dispatch_hooks(&l->dispatch, &hooks);
 	}
 	pool_init(&l->pool, conf, listenfd, nullfd, &hooks);

@@ -85,6 +85,34 @@ output_report_drops(struct output *o)
 	o->dropped = 0;
 }
 
+/*
+ * The first drop arms the timer that reports them.  It is made only now
+ * and kept until the pipe's end: a thousand workers that never flood
+ * should not cost the manager an event each.  Without memory, the next
+ * drop tries again, and the pipe's end reports the count regardless.
+ */
+static void
+output_drop(struct output *o)
+{
+	if (o->ev_drop == NULL) {
+		if ((o->ev_drop = malloc(sizeof(*o->ev_drop))) == NULL)
+			return;
+		evtimer_set(o->ev_drop, output_drop_cb, o);
+	}
+	clock_timer_ms(o->ev_drop, DROP_REPORT_MS);
+}
+
+static void
+output_drop_stop(struct output *o)
+{
+	if (o->ev_drop != NULL) {
+		evtimer_del(o->ev_drop);
+		free(o->ev_drop);
+		o->ev_drop = NULL;
+	}
+	output_report_drops(o);
+}
+
 /* Log one line, or count it dropped. */
 static void
 output_line(struct output *o, char *s, size_t len, int cut)
@@ -99,8 +127,8 @@ output_line(struct output *o, char *s, size_t len, int cut)
 	if (output_take(o))
 		log_info("worker %d: %.*s%s", (int)o->pid, (int)len, s,
 		    cut ? " [line cut]" : "");
-	else if (o->dropped++ == 0)
-		clock_timer_ms(&o->ev_drop, DROP_REPORT_MS);
+	else if (o->dropped++ == 0 || o->ev_drop == NULL)
+		output_drop(o);
 }
 
 /*
@@ -173,8 +201,7 @@ output_close(struct output *o)
 	o->line = NULL;
 	o->len = 0;
 	o->cut = 0;
-	evtimer_del(&o->ev_drop);
-	output_report_drops(o);
+	output_drop_stop(o);
 	event_del(&o->ev);
 	close(o->fd);
 	o->fd = -1;
@@ -226,7 +253,7 @@ output_start(struct output *o, int rfd, pid_t pid)
 	o->cut = 0;
 	o->len = 0;
 	o->line = NULL;
-	evtimer_set(&o->ev_drop, output_drop_cb, o);
+	o->ev_drop = NULL;
 	if (rfd == -1)
 		return;
 	event_set(&o->ev, rfd, EV_READ | EV_PERSIST, output_read_cb, o);
@@ -244,8 +271,7 @@ output_stop(struct output *o)
 	int	 i;
 
 	if (o->fd == -1) {
-		evtimer_del(&o->ev_drop);
-		output_report_drops(o);
+		output_drop_stop(o);
 		return;
 	}
 	for (i = 0; i < OUTPUT_DRAIN && o->fd != -1; i++)

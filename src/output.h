@@ -36,7 +36,8 @@ struct output {
 	int		 fd;		/* read end, -1: none */
 	pid_t		 pid;
 	struct event	 ev;		/* fd readable */
-	struct event	 ev_drop;	/* report what was dropped */
+	struct event	*ev_drop;	/* report what was dropped, NULL until
+					   a line is */
 	long		 tokens;	/* thousandths of a line */
 	int64_t		 refill;	/* ms, tokens last added */
 	unsigned long	 dropped;	/* lines not logged since last said */

@@ -74,27 +74,28 @@ spawn_init(struct spawner *sp, char *const *argv, int varpool, int fd0,
 /*
  * Every signal to its default and nothing blocked: a clean start; and
  * the pool's process group, so that no descendant outlives the pool.
+ * Allocates nothing (the attributes are a plain structure), so any
+ * thread may make them.  0 or an error number.
  */
 static int
 spawn_attr(posix_spawnattr_t *attr, pid_t pgid)
 {
 	sigset_t	 all, none;
 	short		 flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+	int		 e;
 
 	sigfillset(&all);
 	sigemptyset(&none);
 	if (pgid != 0)
 		flags |= POSIX_SPAWN_SETPGROUP;
-	if (posix_spawnattr_init(attr) != 0)
-		return -1;
-	if (posix_spawnattr_setsigdefault(attr, &all) != 0 ||
-	    posix_spawnattr_setsigmask(attr, &none) != 0 ||
-	    posix_spawnattr_setpgroup(attr, pgid) != 0 ||
-	    posix_spawnattr_setflags(attr, flags) != 0) {
+	if ((e = posix_spawnattr_init(attr)) != 0)
+		return e;
+	if ((e = posix_spawnattr_setsigdefault(attr, &all)) != 0 ||
+	    (e = posix_spawnattr_setsigmask(attr, &none)) != 0 ||
+	    (e = posix_spawnattr_setpgroup(attr, pgid)) != 0 ||
+	    (e = posix_spawnattr_setflags(attr, flags)) != 0)
 		posix_spawnattr_destroy(attr);
-		return -1;
-	}
-	return 0;
+	return e;
 }
 
 /*
@@ -122,8 +123,9 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct spawner *sp,
 }
 
 /*
- * Everything a spawn needs, made by the manager: a thread may run it.
- * The descriptors must stay open until the job lands.  -1 with errno.
+ * Everything a spawn needs that allocates, made by the manager: a thread
+ * may run it without a malloc arena of its own.  The descriptors must
+ * stay open until the job lands.  -1 with errno.
  */
 int
 spawn_prepare(const struct spawner *sp, struct spawn_job *j, int chan,
@@ -133,13 +135,9 @@ spawn_prepare(const struct spawner *sp, struct spawn_job *j, int chan,
 		errno = ENOMEM;
 		return -1;
 	}
-	if (spawn_attr(&j->attr, sp->pgid) == -1) {
-		posix_spawn_file_actions_destroy(&j->fa);
-		errno = ENOMEM;
-		return -1;
-	}
 	j->argv = sp->argv;
 	j->envp = sp->envp;
+	j->pgid = sp->pgid;
 	j->pid = -1;
 	j->err = 0;
 	return 0;
@@ -154,17 +152,22 @@ spawn_prepare(const struct spawner *sp, struct spawn_job *j, int chan,
 void
 spawn_run(struct spawn_job *j)
 {
-	pid_t	 pid;
+	posix_spawnattr_t	 attr;
+	pid_t			 pid;
 
-	j->err = posix_spawn(&pid, j->argv[0], &j->fa, &j->attr, j->argv,
+	j->pid = -1;
+	if ((j->err = spawn_attr(&attr, j->pgid)) != 0)
+		return;
+	j->err = posix_spawn(&pid, j->argv[0], &j->fa, &attr, j->argv,
 	    j->envp);
-	j->pid = j->err == 0 ? pid : -1;
+	posix_spawnattr_destroy(&attr);
+	if (j->err == 0)
+		j->pid = pid;
 }
 
 void
 spawn_release(struct spawn_job *j)
 {
-	posix_spawnattr_destroy(&j->attr);
 	posix_spawn_file_actions_destroy(&j->fa);
 }
 

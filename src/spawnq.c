@@ -81,18 +81,28 @@ spawnq_main(void *arg)
 /*
  * Every signal blocked from the thread's first instruction on: signals
  * stay events of the manager's loop.  The children do not inherit the
- * mask: their spawn attributes set an empty one.
+ * mask: their spawn attributes set an empty one.  A small stack: a
+ * thread runs posix_spawn and waits, a few kilobytes deep, and the
+ * child has a stack of its own.  The default (8 MiB) costs nothing
+ * untouched, but with transparent huge pages always on, its first touch
+ * may bring in a 2 MiB page.
  */
 static int
 spawnq_start(struct spawnq *q)
 {
+	pthread_attr_t	 attr;
 	sigset_t	 all, old;
 	int		 rc;
 
+	if ((rc = pthread_attr_init(&attr)) != 0)
+		return rc;
+	/* Below the system's minimum: the default, then. */
+	(void)pthread_attr_setstacksize(&attr, SPAWNQ_STACK);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&q->tid[q->nthreads], NULL, spawnq_main, q);
+	rc = pthread_create(&q->tid[q->nthreads], &attr, spawnq_main, q);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (rc != 0)
 		return rc;
 	q->nthreads++;

@@ -24,18 +24,21 @@
 #include <spawn.h>
 
 #define SPAWNQ_MAX_THREADS	8
+#define SPAWNQ_STACK		(64 * 1024)	/* each thread's stack */
 
 /*
  * One spawn.  The manager fills in everything above `pid' before it
  * queues the job and leaves the job alone until it lands; a thread then
  * reads those fields and writes `pid' and `err' only.  The lock orders
- * the two: the job moves between the lists under it.
+ * the two: the job moves between the lists under it.  The attributes
+ * (336 bytes, the same for every spawn but the group) are made from
+ * `pgid' on the spawning thread's stack, not kept in each job.
  */
 struct spawn_job {
 	posix_spawn_file_actions_t	 fa;
-	posix_spawnattr_t		 attr;
 	char *const			*argv;
 	char *const			*envp;
+	pid_t				 pgid;	/* the pool's group, 0: none */
 	pid_t				 pid;	/* the child, or -1 */
 	int				 err;	/* 0 or posix_spawn's error */
 	TAILQ_ENTRY(spawn_job)		 entry;

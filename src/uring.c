@@ -29,7 +29,7 @@
 #include "uring.h"
 
 #define RING_SQ		256	/* submitted when full, so only a batch size */
-#define RING_CQ		4096	/* beyond it the kernel keeps them (NODROP) */
+#define RING_CQ_MAX	4096	/* beyond it the kernel keeps them (NODROP) */
 #define CQE_BATCH	64
 #define RING_ROUNDS	8	/* reap-submit rounds, then the loop again */
 #define DRAIN_MS	1000	/* at exit, for cancelled reads to come back */
@@ -410,12 +410,29 @@ ring_probe(struct uring *r, const struct io_uring_params *p)
 }
 
 /*
- * The ring, or NULL and why not (then the libevent path serves).  Its
- * descriptor is close-on-exec (the kernel's choice) and its memory is
- * not copied into the guard, the one child that forks without exec.
+ * Completions waiting at once: mostly the channels' replies, one read in
+ * flight on each; the rest are failures and the one accept.  Room for a
+ * reply from every channel there may be, then, up to RING_CQ_MAX; the
+ * kernel keeps what does not fit (NODROP) and reaping takes it in.  The
+ * queue is the manager's memory, 16 bytes an entry, all of it resident.
+ */
+static unsigned int
+ring_cq_size(int channels)
+{
+	if (channels < RING_SQ)
+		return RING_SQ;
+	return channels > RING_CQ_MAX ? RING_CQ_MAX : (unsigned int)channels;
+}
+
+/*
+ * The ring for up to `channels' channels at once, or NULL and why not
+ * (then the libevent path serves).  Its descriptor is close-on-exec (the
+ * kernel's choice) and its memory is not copied into the guard, the one
+ * child that forks without exec.
  */
 struct uring *
-uring_open(const struct uring_ops *ops, void *arg, const char **why)
+uring_open(const struct uring_ops *ops, void *arg, int channels,
+    const char **why)
 {
 	struct io_uring_params	 p;
 	struct uring		*r;
@@ -433,7 +450,7 @@ uring_open(const struct uring_ops *ops, void *arg, const char **why)
 	/* SUBMIT_ALL: a request that fails early must not hold back others. */
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-	p.cq_entries = RING_CQ;
+	p.cq_entries = ring_cq_size(channels);
 	if ((e = io_uring_queue_init_params(RING_SQ, &r->ring, &p)) < 0) {
 		*why = strerror(-e);
 		free(r);

@@ -39,7 +39,8 @@ struct uring_ops {
 	void	(*received)(void *, const unsigned char *, int);
 };
 
-struct uring	*uring_open(const struct uring_ops *, void *, const char **);
+struct uring	*uring_open(const struct uring_ops *, void *, int,
+		    const char **);
 void		 uring_close(struct uring *);
 void		 uring_accept(struct uring *, int);
 void		 uring_accept_stop(struct uring *);

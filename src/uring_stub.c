@@ -21,7 +21,7 @@
 
 struct uring *
 uring_open(const struct uring_ops *ops UNUSED, void *arg UNUSED,
-    const char **why)
+    int channels UNUSED, const char **why)
 {
 	*why = "not built in";
 	return NULL;

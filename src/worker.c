@@ -54,7 +54,11 @@ worker_can(enum wstate from, enum wstate to)
 	    (allowed[from] & B(to)) != 0;
 }
 
-/* pid -> worker, so reaping costs O(1) however large the pool. */
+/*
+ * pid -> worker, so reaping costs O(1) however large the pool.  A slot
+ * for each record the pool can hold (`most', both generations of a
+ * reload): chains of one on average at the fullest, half that usually.
+ */
 static struct worker **
 hash_slot(const struct workers *ws, pid_t pid)
 {
@@ -70,7 +74,7 @@ workers_init(struct workers *ws, int most)
 	TAILQ_INIT(&ws->idle);
 	TAILQ_INIT(&ws->busy);
 	TAILQ_INIT(&ws->exiting);
-	while (size < (size_t)most * 2)
+	while (size < (size_t)most)
 		size *= 2;
 	if ((ws->hash = calloc(size, sizeof(*ws->hash))) == NULL)
 		fatal("workers: hash table");

@@ -63,7 +63,7 @@ struct worker {
 	unsigned int		 gen;		/* SIGHUP generation */
 	int			 chan;		/* -r channel, -1: none */
 	int			 conn;		/* -r connection held, -1 */
-	struct event		 ev;		/* chan readable (libevent) */
+	struct event		*ev;		/* chan readable (libevent) */
 	struct uchan		*uchan;		/* chan in the ring (ring) */
 	uint64_t		 cookie;	/* of the connection held */
 	unsigned char		 reply[8];	/* cookie coming back */

@@ -70,7 +70,8 @@ queue_read(struct pool *p, msec_t now)
 	q.len = len;
 	if (len > q.max)
 		q.max = len;
-	if (max <= 0 || len < max)
+	/* Linux queues one connection beyond the backlog before refusing. */
+	if (max <= 0 || len <= max)
 		return;
 	q.full++;
 	if (now - q.full_logged >= FULL_LOG_MS) {

@@ -14,7 +14,6 @@
  * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
-#include <limits.h>
 #include <stddef.h>
 
 #include "elastic.h"
@@ -132,20 +131,4 @@ elastic_decide(struct elastic *e, const struct elastic_sample *s,
 		e->last_release = s->now_ms;
 	}
 	p->next_ms = el_next(e, s, p);
-}
-
-/* The oldest of the workers idle_check() found idle; -1 if none. */
-int
-elastic_pick(const struct elastic_cand *c, size_t n)
-{
-	size_t	 i;
-	int	 best = -1;
-
-	for (i = 0; i < n && i <= INT_MAX; i++) {
-		if (c[i].idle != 1)
-			continue;
-		if (best == -1 || c[i].born_ms < c[best].born_ms)
-			best = (int)i;
-	}
-	return best;
 }

@@ -17,8 +17,6 @@
 #ifndef ELASTIC_H
 #define ELASTIC_H
 
-#include <sys/types.h>
-
 /*
  * A burst is seen at most one slow interval late: 25 ms is 40 samples a
  * second of 3-15 us each (one netlink round trip), under 0.1% of a core.
@@ -51,15 +49,8 @@ struct elastic_sample {
 /* What to do now. */
 struct elastic_plan {
 	int	 start;		/* workers to start */
-	int	 release;	/* 1: retire one idle worker (elastic_pick) */
+	int	 release;	/* 1: retire one idle worker, the oldest */
 	long	 next_ms;	/* take the next sample after this long */
-};
-
-/* A worker that could be released. */
-struct elastic_cand {
-	pid_t	 pid;
-	long	 born_ms;	/* when it was started */
-	int	 idle;		/* idle_check(): 1, 0, -1 */
 };
 
 struct elastic {
@@ -73,6 +64,5 @@ struct elastic {
 void	 elastic_init(struct elastic *, const struct elastic_conf *, long);
 void	 elastic_decide(struct elastic *, const struct elastic_sample *,
 	    struct elastic_plan *);
-int	 elastic_pick(const struct elastic_cand *, size_t);
 
 #endif /* !ELASTIC_H */

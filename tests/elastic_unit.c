@@ -241,23 +241,6 @@ test_no_release_while_queued(void)
 	CHECK(plan.release == 0);	/* -w from the last unknown */
 }
 
-/* The oldest idle worker, never a busy or unknown one. */
-static void
-test_pick(void)
-{
-	struct elastic_cand	 c[4] = {
-		{ 100, 50, 0 }, { 101, 10, -1 }, { 102, 30, 1 },
-		{ 103, 20, 1 },
-	};
-
-	CHECK(elastic_pick(c, 4) == 3);
-	c[3].idle = 0;
-	CHECK(elastic_pick(c, 4) == 2);
-	c[2].idle = -1;
-	CHECK(elastic_pick(c, 4) == -1);
-	CHECK(elastic_pick(c, 0) == -1);
-}
-
 int
 main(void)
 {
@@ -267,7 +250,6 @@ main(void)
 	test_intervals();
 	test_release();
 	test_no_release_while_queued();
-	test_pick();
 	printf("elastic_unit: %d checks, %d failed\n", checks, failures);
 	return failures != 0;
 }

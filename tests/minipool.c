@@ -139,21 +139,17 @@ count(struct elastic_sample *s, long now)
 static int
 oldest_idle(int *nidle)
 {
-	struct elastic_cand	 c[MAXW];
-	int			 slot[MAXW], i, n = 0;
+	int	 i, best = -1;
 
 	*nidle = 0;
 	for (i = 0; i < MAXW; i++) {
-		if (pool[i].state != W_RUNNING)
+		if (pool[i].state != W_RUNNING || idle_check(pool[i].pid) != 1)
 			continue;
-		c[n].pid = pool[i].pid;
-		c[n].born_ms = pool[i].born;
-		if ((c[n].idle = idle_check(pool[i].pid)) == 1)
-			(*nidle)++;
-		slot[n++] = i;
+		(*nidle)++;
+		if (best == -1 || pool[i].born < pool[best].born)
+			best = i;
 	}
-	i = elastic_pick(c, (size_t)n);
-	return i == -1 ? -1 : slot[i];
+	return best;
 }
 
 /* The second half of a retirement, a fast tick after the freeze. */

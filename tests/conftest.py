@@ -316,6 +316,24 @@ def tcp_listening(port):
     return False
 
 
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A TCP port nothing listens on just now."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tcp_accepts(port, host="127.0.0.1"):
+    """Whether a connection to host:port is accepted (a server is up)."""
+    try:
+        socket.create_connection((host, port), 1).close()
+        return True
+    except OSError:
+        return False
+
+
 def proc_status(pid):
     d = {}
     try:

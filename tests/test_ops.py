@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (fds, info, proc_status, wait_for, alive, ROOT)
+from conftest import ROOT, fds, proc_status, wait_for
 import fcgiclient
 
 POOLS = [([], "fixed"), (["-r", "-n", "2", "-N", "4"], "variable")]

@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from conftest import ROOT, alive, descendants, kill_quiet, pgid_of, wait_for
+from conftest import free_port, tcp_accepts
 from conftest import children as all_children
 
 
@@ -57,14 +58,6 @@ def readme_commands():
 
 def test_readme_lists_the_commands_this_test_runs():
     assert readme_commands() == EXPECTED
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def have_ipv6():
@@ -162,11 +155,7 @@ class Walk:
         assert ok and self.nginx.poll() is None, self.nginx_log()
 
     def listening(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), 1).close()
-            return True
-        except OSError:
-            return False
+        return tcp_accepts(self.port)
 
     def nginx_log(self):
         out = ""

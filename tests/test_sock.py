@@ -13,19 +13,11 @@ import time
 
 import pytest
 
-from conftest import (ROOT, SANITIZER_MARKS, alive, fds, sock_address,
-                      user, wait_for)
+from conftest import (ROOT, SANITIZER_MARKS, alive, fds, free_port,
+                      sock_address, user, wait_for)
 from fcgiclient import FcgiError, request
 
 needs_root = pytest.mark.needs_root
-
-
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pidfd_getfd(pid, fd):

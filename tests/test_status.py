@@ -5,12 +5,10 @@ manager itself, bounded in time, size and connections whatever clients do.
 Clients are curl (a real HTTP client, as an operator would use) and raw
 sockets (for what no well-behaved client sends)."""
 
-import errno
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess

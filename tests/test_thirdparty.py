@@ -5,7 +5,6 @@ README's demo command."""
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -15,6 +14,7 @@ import urllib.request
 import pytest
 
 from conftest import ROOT, descendants, kill_quiet, pids_with_arg, wait_for
+from conftest import free_port, tcp_accepts
 from fcgiclient import parallel
 
 CGI_FCGI = shutil.which("cgi-fcgi") or "/usr/bin/cgi-fcgi"
@@ -140,14 +140,6 @@ def test_php_cgi(kfcgi, sockdir):
 
 # ---------------------------------------------------------------- nginx ---
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Nginx:
     """nginx in the foreground with its own prefix, config, logs and
     temporary directories, passing every request to a kfcgi socket."""
@@ -225,11 +217,7 @@ http {
         pytest.fail("nginx did not start:\n%s" % self.log())
 
     def listening(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), 1).close()
-            return True
-        except OSError:
-            return False
+        return tcp_accepts(self.port)
 
     def log(self):
         text = ""

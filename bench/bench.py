@@ -688,13 +688,12 @@ def report(results, started, elapsed):
         rep.add()
         pool_table(rep, res, "$TMP is a temporary directory")
         rep.add("examples/hello is built on libkfcgi_worker, whose classic "
-                "mode (direct, kfcgi fixed) waits in ppoll(2) on the shared "
-                "listening socket, so every idle worker wakes for each "
-                "connection: compare the 512-worker rows with libfcgi's "
-                "below, which blocks in accept(2), where the kernel wakes "
-                "one waiter.  It also makes these two pools' hello rows "
-                "vary much from run to run; the libfcgi rows compare "
-                "kfcgi fixed with direct more cleanly.")
+                "mode (direct, kfcgi fixed, kfcgi -e) waits on the shared "
+                "listening socket in an epoll instance of its own with "
+                "EPOLLEXCLUSIVE, so that a connection wakes one idle "
+                "worker, as libfcgi's accept(2) below does; without the "
+                "flag (ppoll(2)) every idle worker woke for each "
+                "connection.")
         rep.add()
         rep.add("### Ratios")
         rep.add()

@@ -24,11 +24,19 @@
  *
  * SIGTERM is deferred as kcgi does: blocked while a request is served,
  * unblocked only while waiting for the next connection.
+ *
+ * In classic mode on Linux each worker waits in its own epoll instance
+ * holding descriptor 0 with EPOLLEXCLUSIVE, so that a connection wakes
+ * one idle worker instead of all of them; elsewhere, or on a kernel that
+ * refuses the flag, ppoll(2) on descriptor 0 wakes them all.
  */
 
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,10 +54,19 @@
 #define KFW_ENV		"FCGI_LISTENSOCK_DESCRIPTORS"
 #define KFW_MAXFDS	4	/* room for a misbehaving manager's extras */
 #define KFW_AGAIN	(-2)	/* nothing to hand out yet: wait again */
+#define KFW_TERMWAIT	2	/* SIGTERM came while waiting */
+#define KFW_DRAIN	4	/* connections taken after such a SIGTERM */
+
+#ifdef EPOLLEXCLUSIVE
+#define KFW_EPOLL	1
+#endif
 
 struct	kfw {
 	int		 ext;		/* extension mode */
 	int		 fd;		/* channel, or the listening socket */
+	int		 ep;		/* epoll instance waiting on fd, or -1 */
+	int		 drain;		/* connections still to take once told
+					   to stop; see kfw_drain() */
 	int		 eof;		/* the channel reached end of file */
 	int		 conn;		/* connection given out, or -1 */
 	uint64_t	 cookie;	/* the cookie that came with it */
@@ -60,13 +77,18 @@ struct	kfw {
 
 static int	kfw_envfd(int *);
 static int	kfw_setup_classic(struct kfw *);
+#ifdef KFW_EPOLL
+static void	kfw_ep_open(struct kfw *);
+#endif
 static int	kfw_setup_ext(struct kfw *, int);
 static void	kfw_onterm(int);
 static int	kfw_sig_defer(struct kfw *);
 static void	kfw_sig_restore(struct kfw *);
 static int	kfw_term_pending(const struct kfw *);
+static int	kfw_sleep(const struct kfw *, const sigset_t *);
 static int	kfw_wait(const struct kfw *);
 static int	kfw_next_classic(struct kfw *);
+static int	kfw_drain(struct kfw *);
 static int	kfw_next_ext(struct kfw *);
 static int	kfw_takefd(struct msghdr *);
 static int	kfw_readrest(int, unsigned char *, size_t, size_t);
@@ -101,10 +123,13 @@ kfw_envfd(int *fd)
 }
 
 /*
- * Several workers poll the one listening socket and all wake for each
- * connection; the losers must not sleep in accept(2) with SIGTERM
- * blocked, so the socket is made non-blocking.  It is shared with the
- * other workers, which do the same, and so is never set back.
+ * Several workers wait on the one listening socket, and a worker that
+ * wakes may find the connection taken by another (all wake with
+ * ppoll(2); with epoll one is woken, but a worker coming back from a
+ * request or leaving on SIGTERM may take it first).  The losers must not
+ * sleep in accept(2) with SIGTERM blocked, so the socket is made
+ * non-blocking.  It is shared with the other workers, which do the same,
+ * and so is never set back.
  */
 static int
 kfw_setup_classic(struct kfw *k)
@@ -126,8 +151,42 @@ kfw_setup_classic(struct kfw *k)
 	    fcntl(KFW_LISTENSOCK, F_SETFL, fl | O_NONBLOCK) == -1)
 		return -1;
 	k->fd = KFW_LISTENSOCK;
+#ifdef KFW_EPOLL
+	kfw_ep_open(k);
+#endif
 	return 0;
 }
+
+#ifdef KFW_EPOLL
+/*
+ * The kernel queues an EPOLLEXCLUSIVE entry at the tail of the socket's
+ * wait queue and stops waking at the first such entry whose instance
+ * has a waiter, so one idle worker wakes per connection.  Instances
+ * nobody waits on (busy workers, a forked child's copy) only note that
+ * the socket is ready and pass the wake-up on.  Linux before 4.5 refuses
+ * the flag with EINVAL; ppoll(2) serves then, as it does if epoll cannot
+ * be had at all, which costs wake-ups but no connection.
+ */
+static void
+kfw_ep_open(struct kfw *k)
+{
+	struct epoll_event ev;
+	int		 serr;
+
+	serr = errno;
+	if ((k->ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		errno = serr;
+		return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	if (epoll_ctl(k->ep, EPOLL_CTL_ADD, k->fd, &ev) == -1) {
+		close(k->ep);
+		k->ep = -1;
+	}
+	errno = serr;
+}
+#endif
 
 /*
  * The channel must be an open socket.  It is kept from programs that the
@@ -213,10 +272,11 @@ kfw_sig_restore(struct kfw *k)
 }
 
 /*
- * ppoll(2) that finds a descriptor ready returns at once and puts the
- * mask back, leaving a SIGTERM that came during the request pending.
- * Let such a signal through now, under whatever action is in place, so
- * that a worker asked to stop does not take one more connection.
+ * A SIGTERM that came during a request is pending, and so is one that
+ * came while ppoll(2) or epoll_pwait(2) found the descriptor ready: they
+ * put the mask back on return.  Let such a signal through now, under
+ * whatever action is in place, so that a worker asked to stop does not
+ * wait for one more connection.
  */
 static int
 kfw_term_pending(const struct kfw *k)
@@ -235,36 +295,60 @@ kfw_term_pending(const struct kfw *k)
 }
 
 /*
+ * One wait with SIGTERM let through by mask.  Returns 1 when readable,
+ * 0 when interrupted by a signal, -1 on error.
+ */
+static int
+kfw_sleep(const struct kfw *k, const sigset_t *mask)
+{
+	struct pollfd	 pfd;
+#ifdef KFW_EPOLL
+	struct epoll_event ev;
+
+	if (k->ep != -1) {
+		if (epoll_pwait(k->ep, &ev, 1, -1, mask) == -1)
+			return errno == EINTR ? 0 : -1;
+		return 1;
+	}
+#endif
+	pfd.fd = k->fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (ppoll(&pfd, 1, NULL, mask) == -1)
+		return errno == EINTR ? 0 : -1;
+	if (pfd.revents & POLLNVAL) {
+		errno = EBADF;
+		return -1;
+	}
+	return 1;
+}
+
+/*
  * Wait for the listening socket or the channel to be readable, with
- * SIGTERM let through.  Returns 1 when readable, 0 when the worker was
- * told to stop, -1 on error.
+ * SIGTERM let through.  Returns 1 when readable, -1 on error, 0 when
+ * the worker was told to stop before it waited (a SIGTERM that came
+ * during the last request), KFW_TERMWAIT when told to stop while it
+ * waited, in which case it may also have been woken for a connection.
  */
 static int
 kfw_wait(const struct kfw *k)
 {
-	struct pollfd	 pfd;
 	sigset_t	 mask;
+	int		 rc;
 
+	if (kfw_term_pending(k))
+		return 0;
 	if (sigprocmask(SIG_SETMASK, NULL, &mask) == -1)
 		return -1;
 	if (k->defer)
 		sigdelset(&mask, SIGTERM);
-	pfd.fd = k->fd;
-	pfd.events = POLLIN;
 	for (;;) {
-		if (kfw_gotterm)
-			return 0;
-		pfd.revents = 0;
-		if (ppoll(&pfd, 1, NULL, &mask) == -1) {
-			if (errno == EINTR)
-				continue;
+		if ((rc = kfw_sleep(k, &mask)) == -1)
 			return -1;
-		}
-		if (pfd.revents & POLLNVAL) {
-			errno = EBADF;
-			return -1;
-		}
-		return kfw_term_pending(k) ? 0 : 1;
+		if (kfw_term_pending(k))
+			return KFW_TERMWAIT;
+		if (rc == 1)
+			return 1;
 	}
 }
 
@@ -301,6 +385,33 @@ kfw_next_classic(struct kfw *k)
 	default:
 		return -1;
 	}
+}
+
+/*
+ * Told to stop while waiting.  With EPOLLEXCLUSIVE this worker may be
+ * the only one woken for a connection, and leaving it in the queue would
+ * strand it until another connection wakes another worker.  So take
+ * what is queued, one connection per call until the queue is empty.
+ * One wake-up stands for one connection on Linux 5.7 and later; before,
+ * a worker woken but not yet running could absorb the wake-ups of
+ * several.  A few at most, so that a flood cannot keep the worker from
+ * leaving.  With ppoll(2) the drain is harmless: all idle workers woke.
+ */
+static int
+kfw_drain(struct kfw *k)
+{
+	int	 fd;
+
+	while (k->drain > 0) {
+		k->drain--;
+		if ((fd = kfw_next_classic(k)) != KFW_AGAIN)
+			return fd;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+	}
+	k->drain = 0;
+	errno = 0;
+	return -1;
 }
 
 /*
@@ -435,13 +546,15 @@ kfw_open(void)
 
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return NULL;
-	k->fd = k->conn = -1;
+	k->fd = k->ep = k->conn = -1;
 	if (kfw_envfd(&chan))
 		rc = kfw_setup_ext(k, chan);
 	else
 		rc = kfw_setup_classic(k);
 	if (rc == -1 || kfw_sig_defer(k) == -1) {
 		serr = errno;
+		if (k->ep != -1)
+			close(k->ep);
 		free(k);
 		errno = serr;
 		return NULL;
@@ -452,7 +565,8 @@ kfw_open(void)
 /*
  * Returns the next connection.  A connection given out before and not
  * passed to kfw_finish() is forgotten: its cookie is never sent.  Once
- * told to stop (SIGTERM or end of file on the channel) it stays so.
+ * told to stop (SIGTERM or end of file on the channel) it stays so,
+ * after draining the queue if the SIGTERM came while it waited.
  */
 int
 kfw_accept(struct kfw *k)
@@ -461,11 +575,17 @@ kfw_accept(struct kfw *k)
 
 	k->conn = -1;
 	for (;;) {
+		if (kfw_gotterm && !k->ext)
+			return kfw_drain(k);
 		if (k->eof || kfw_gotterm) {
 			errno = 0;
 			return -1;
 		}
-		if ((rc = kfw_wait(k)) != 1) {
+		if ((rc = kfw_wait(k)) == KFW_TERMWAIT) {
+			k->drain = k->ext ? 0 : KFW_DRAIN;
+			continue;
+		}
+		if (rc != 1) {
 			if (rc == 0)
 				errno = 0;
 			return -1;
@@ -537,6 +657,8 @@ kfw_close(struct kfw *k)
 		return;
 	if (k->ext && k->fd != -1)
 		close(k->fd);
+	if (k->ep != -1)
+		close(k->ep);
 	if (k->defer)
 		kfw_sig_restore(k);
 	free(k);

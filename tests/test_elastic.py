@@ -125,8 +125,12 @@ def test_grow_and_release_lose_nothing(kfcgi, bins, sockdir, which):
     assert trickle.answered > 20
     assert back, "not back to -n: %r\n%s" % (kfcgi.workers(),
                                              kfcgi.log()[-2000:])
-    # the first workers, the oldest, were released first
-    assert not first & set(kfcgi.workers()), \
+    # the first workers, the oldest, were released first.  A worker of
+    # libkfcgi_worker waits with EPOLLEXCLUSIVE, and the kernel wakes the
+    # first registered of the idle ones: the oldest takes every request
+    # of the one-client trickle, is seldom idle, and may stay.
+    hot = trickle.pids() if which == "testworker" else set()
+    assert not (first - hot) & set(kfcgi.workers()), \
         "the oldest idle workers were kept"
     assert kfcgi.running()
 

@@ -226,7 +226,9 @@ def test_ready_again_after_failed_reload(kfcgi, bins, sockdir):
         assert n.next().get("RELOADING") == "1"
         m = n.next(5)
         assert m.get("READY") == "1", m
-        assert set(kfcgi.workers()) == old
+        # (the child whose exec failed may not be reaped yet)
+        assert wait_for(lambda: set(kfcgi.workers()) == old, 5), \
+            (kfcgi.workers(), old)
         assert kfcgi.request().status == 200
     finally:
         n.close()

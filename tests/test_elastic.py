@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import alive, busy_workers, wait_for
-from fcgiclient import Sampler, parallel
+from fcgiclient import Sampler, parallel, spawn
 from loaddriver import Load
 from test_faults import libfcgi_check, libfcgi_pid, php_page
 from test_thirdparty import PHP_CGI, Nginx, need_file
@@ -208,6 +208,42 @@ def status_doc(path):
     s.close()
     import json
     return json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.time_limit(30)
+def test_queue_at_backlog_is_not_full(kfcgi, sockdir):
+    """Linux queues one connection beyond the backlog before refusing: a
+    queue holding exactly -l connections is not counted full; one more
+    is."""
+    st = os.path.join(sockdir, "st.sock")
+    kfcgi.start(["-n", "1", "-l", "4", "-S", st])
+    kfcgi.wait_workers(1)
+    job = spawn(kfcgi.request, query="sleep=4000", timeout=20)
+    assert wait_for(lambda: busy_workers(kfcgi), 5), "the worker never " \
+        "took the slow request"
+    assert wait_for(lambda: status_doc(st)["queue"] == 0, 5)
+    socks = []
+    try:
+        for _ in range(4):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(kfcgi.sock)
+            socks.append(c)
+        assert wait_for(lambda: status_doc(st)["queue"] == 4, 5), \
+            status_doc(st)
+        time.sleep(0.6)                 # several 250 ms samples
+        doc = status_doc(st)
+        assert doc["queue"] == 4 and doc["queue_full"] == 0, doc
+        assert "listen queue full" not in kfcgi.log()
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(kfcgi.sock)           # the one beyond the backlog
+        socks.append(c)
+        doc = wait_for(lambda: (lambda d: d if d["queue_full"] >= 1
+                                else None)(status_doc(st)), 5)
+        assert doc and doc["queue"] == 5, (status_doc(st), kfcgi.log())
+    finally:
+        for c in socks:
+            c.close()
+    assert job.result(20).status == 200
 
 
 @pytest.mark.time_limit(60)

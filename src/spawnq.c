@@ -164,29 +164,41 @@ spawnq_submit(struct spawnq *q, struct spawn_job *j)
 	pthread_mutex_unlock(&q->lock);
 }
 
-/* Hand every finished job back; returns how many. */
-int
-spawnq_land(struct spawnq *q)
+/*
+ * Move every job of `from' out under the lock, then give each to `fn'
+ * outside it, as no longer in flight.  Returns how many.
+ */
+static int
+spawnq_hand(struct spawnq *q, struct spawn_jobq *from,
+    void (*fn)(struct spawn_job *, void *))
 {
 	struct spawn_jobq	 got;
 	struct spawn_job	*j;
-	char			 buf[64];
 	int			 n = 0;
 
-	/* Drained first: a job done from now on writes a byte again. */
-	while (read(q->wake[0], buf, sizeof(buf)) > 0)
-		continue;
 	TAILQ_INIT(&got);
 	pthread_mutex_lock(&q->lock);
-	TAILQ_CONCAT(&got, &q->done, entry);
+	TAILQ_CONCAT(&got, from, entry);
 	pthread_mutex_unlock(&q->lock);
 	while ((j = TAILQ_FIRST(&got)) != NULL) {
 		TAILQ_REMOVE(&got, j, entry);
 		q->inflight--;
-		q->landed(j, q->arg);
+		fn(j, q->arg);
 		n++;
 	}
 	return n;
+}
+
+/* Hand every finished job back; returns how many. */
+int
+spawnq_land(struct spawnq *q)
+{
+	char	 buf[64];
+
+	/* Drained first: a job done from now on writes a byte again. */
+	while (read(q->wake[0], buf, sizeof(buf)) > 0)
+		continue;
+	return spawnq_hand(q, &q->done, q->landed);
 }
 
 /* Block until every job submitted has landed (start-up only). */
@@ -209,21 +221,7 @@ spawnq_wait(struct spawnq *q)
 int
 spawnq_cancel(struct spawnq *q, void (*gone)(struct spawn_job *, void *))
 {
-	struct spawn_jobq	 got;
-	struct spawn_job	*j;
-	int			 n = 0;
-
-	TAILQ_INIT(&got);
-	pthread_mutex_lock(&q->lock);
-	TAILQ_CONCAT(&got, &q->todo, entry);
-	pthread_mutex_unlock(&q->lock);
-	while ((j = TAILQ_FIRST(&got)) != NULL) {
-		TAILQ_REMOVE(&got, j, entry);
-		q->inflight--;
-		gone(j, q->arg);
-		n++;
-	}
-	return n;
+	return spawnq_hand(q, &q->todo, gone);
 }
 
 /* The threads end; jobs still queued are the caller's to have cancelled. */

@@ -18,6 +18,7 @@ from conftest import (alive, busy_workers, cmdline, listen_queue, proc_stat,
                       proc_status, wait_for)
 from fcgiclient import spawn
 from loaddriver import Load
+from test_faults import script
 
 POOL = 32
 REQUESTS = 40
@@ -31,14 +32,6 @@ def switches(pids):
         if v is not None:
             out[p] = int(v)
     return out
-
-
-def script(path, text):
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, path)
 
 
 # ------------------------------------------------------------- the herd ---
@@ -193,11 +186,17 @@ def test_sigterm_idle_workers_under_load_loses_nothing(kfcgi, request,
             time.sleep(0.05)
     finally:
         load.stop()
+    none_lost(load, killed)
+    assert kfcgi.running()
+
+
+def none_lost(load, killed):
+    """Every request answered while at least 10 workers were told to
+    leave."""
     print(load.figures(), "%d workers told to leave" % len(killed))
     assert load.failed == 0, load.report()
     assert load.answered == load.sent
     assert len(killed) >= 10, killed
-    assert kfcgi.running()
 
 
 def ready_workers(k, prog):
@@ -245,7 +244,4 @@ def test_sigterm_hot_worker_with_slow_replacements(kfcgi, bins, sockdir,
             time.sleep(0.05)
     finally:
         load.stop()
-    print(load.figures(), "%d workers told to leave" % len(killed))
-    assert load.failed == 0, load.report()
-    assert load.answered == load.sent
-    assert len(killed) >= 10, killed
+    none_lost(load, killed)

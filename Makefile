@@ -35,6 +35,8 @@ ifeq ($(URING),yes)
 URING_SRC     = src/uring.c
 URING_CFLAGS != pkg-config --cflags liburing
 URING_LIBS   != pkg-config --libs liburing
+FLOOR_CFLAGS  = -DFLOOR_URING $(URING_CFLAGS)
+FLOOR_LIBS    = $(URING_LIBS)
 else
 URING_SRC     = src/uring_stub.c
 endif
@@ -138,7 +140,8 @@ check: all $(TESTBINS)
 # Not a test: measures, prints a table and writes BENCHMARKS.md.  Build
 # without SANITIZE.  See bench/run.sh for knobs that shorten it.
 bench/floor: bench/floor.c
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/floor.c
+	$(CC) $(CFLAGS) $(FLOOR_CFLAGS) $(LDFLAGS) -o $@ bench/floor.c \
+	    $(FLOOR_LIBS)
 
 bench/spawn64: bench/spawn64.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ bench/spawn64.c -lpthread

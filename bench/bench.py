@@ -198,8 +198,9 @@ def kfcgi_argv(sock, worker, n, var):
         extra + ["--", worker]
 
 
-def floor_argv(sock, worker, n):
-    return [FLOOR, "-l", str(BACKLOG), "-n", str(n), "-s", sock, worker]
+def floor_argv(sock, worker, n, ring=None):
+    return [FLOOR] + ([ring] if ring else []) + \
+        ["-l", str(BACKLOG), "-n", str(n), "-s", sock, worker]
 
 
 def direct_argv(sock, worker, n):
@@ -217,6 +218,10 @@ KINDS = {
     "kfcgi -r libevent": lambda s, w, n: ["/usr/bin/env", "KFCGI_NO_URING=1"]
     + kfcgi_argv(s, w, n, "-r"),
     "floor": lambda s, w, n: floor_argv(s, w, n),
+    # Issue 9's ideal on io_uring, and that with DEFER_TASKRUN: how far
+    # batching the kernel crossings gets the protocol alone, here.
+    "floor io_uring": lambda s, w, n: floor_argv(s, w, n, "-u"),
+    "floor io_uring defer": lambda s, w, n: floor_argv(s, w, n, "-U"),
 }
 
 
@@ -624,11 +629,18 @@ def pool_ratios(rep, res, sizes):
             r = paired(v, fl, "p99")
             rep.add("| p99 kfcgi -r / floor | %d | %.2f | <= 1 | %s |" %
                     (n, r, verdict(r <= 1)))
-        le = res.get(("kfcgi -r libevent", n))
-        if le and fl:
-            r = paired(le, fl, "cpu")
-            rep.add("| manager CPU/conn kfcgi -r libevent / floor | %d | %.2f "
-                    "| (reference) | |" % (n, r))
+        for kind in ("kfcgi -r libevent", "floor io_uring",
+                     "floor io_uring defer"):
+            o = res.get((kind, n))
+            if o and fl:
+                r = paired(o, fl, "cpu")
+                rep.add("| manager CPU/conn %s / floor | %d | %.2f "
+                        "| (reference) | |" % (kind, n, r))
+        fd = res.get(("floor io_uring defer", n))
+        if v and fd:
+            r = paired(v, fd, "cpu")
+            rep.add("| manager CPU/conn kfcgi -r / floor io_uring defer | %d "
+                    "| %.2f | (reference) | |" % (n, r))
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
         for kind in ("kfcgi -r", "floor"):
@@ -677,7 +689,12 @@ def report(results, started, elapsed):
             "is bench/floor.c, only the -r protocol's syscalls (epoll, "
             "accept4, sendmsg of cookie + descriptor, close, recv; LIFO "
             "of idle workers, FIFO of waiting connections, nothing else): "
-            "the yardstick for kfcgi -r.  -r pools are fixed at -n = -N.")
+            "the yardstick for kfcgi -r.  *floor io_uring* (`floor -u`) "
+            "is the same protocol as issue 9 describes its ideal on "
+            "io_uring (multishot accept, sendmsg linked to close, a recv "
+            "re-armed per worker, one io_uring_enter a loop), and *floor "
+            "io_uring defer* (`-U`) that with IORING_SETUP_DEFER_TASKRUN; "
+            "both are references.  -r pools are fixed at -n = -N.")
     rep.add("- Knobs: BENCH_SECONDS, BENCH_REPEATS, BENCH_CONNS, "
             "BENCH_SIZES, BENCH_BURST_REPEATS, BENCH_ONLY (pools libfcgi burst rss nginx), "
             "BENCH_QUICK=1; see bench/bench.py.")

@@ -16,7 +16,7 @@
  */
 
 /*
- *	floor [-l backlog] [-n workers] -s sockpath prog [arg ...]
+ *	floor [-uU] [-l backlog] [-n workers] -s sockpath prog [arg ...]
  *
  * Not part of kfcgi: bench/run.sh measures kfcgi -r against it.  It
  * speaks the management-control protocol as kfcgi -r does, with nothing
@@ -27,6 +27,12 @@
  * connections waiting for one in a FIFO.  No growth, no cookie checks,
  * no timers, no logging.  One epoll loop; SIGTERM or SIGINT stop it.  A
  * worker that goes away stops it too, with exit status 1.
+ *
+ * -u: the same on io_uring, as issue 9 describes its ideal: one
+ * multishot accept, each sendmsg linked to its close, one recv per
+ * worker re-armed as it completes, one io_uring_enter(2) a loop to
+ * submit and wait.  -U: that with IORING_SETUP_DEFER_TASKRUN, where
+ * completions are run only inside that call (Linux 6.1).
  */
 
 #include <sys/types.h>
@@ -39,6 +45,7 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -47,6 +54,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef FLOOR_URING
+#include <liburing.h>
+#endif
+
 #define CHANNEL_FD	3
 #define ENV_CHANNEL	"FCGI_LISTENSOCK_DESCRIPTORS"
 #define MAX_WORKERS	65536
@@ -54,6 +65,8 @@
 #define ACCEPT_BATCH	64	/* then look at the channels again */
 #define ID_LISTEN	UINT32_MAX
 #define ID_SIGNAL	(UINT32_MAX - 1)
+#define ID_SEND		(UINT32_MAX - 2)	/* sendmsg, close: failures */
+#define RING_ENTRIES	256
 
 extern char	**environ;
 
@@ -74,7 +87,23 @@ struct	floor {
 	int		 ep;
 	int		 sigfd;
 	unsigned long	 handed;
+#ifdef FLOOR_URING
+	struct io_uring	 ring;
+	struct uwork	*u;		/* per worker, as the ring needs it */
+#endif
 };
+
+#ifdef FLOOR_URING
+struct	uwork {
+	uint64_t	 in;		/* the cookie coming back */
+	struct msghdr	 msg;		/* the hand-off */
+	struct iovec	 iov;
+	union {
+		struct cmsghdr	 hdr;
+		char		 buf[CMSG_SPACE(sizeof(int))];
+	}		 cm;
+};
+#endif
 
 static void	usage(void) __attribute__((noreturn));
 static int	listener(const char *, int);
@@ -90,8 +119,8 @@ static void	loop(struct floor *) __attribute__((noreturn));
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: floor [-l backlog] [-n workers] -s sockpath "
-	    "prog [arg ...]\n");
+	fprintf(stderr, "usage: floor [-uU] [-l backlog] [-n workers] "
+	    "-s sockpath prog [arg ...]\n");
 	exit(1);
 }
 
@@ -270,8 +299,11 @@ stop(struct floor *f, int status)
 	uint32_t	 i;
 
 	for (i = 0; i < f->nw; i++)
-		if (f->w[i].chan != -1)
+		if (f->w[i].chan != -1) {
+			/* A recv in flight on the ring holds it open. */
+			shutdown(f->w[i].chan, SHUT_RDWR);
 			close(f->w[i].chan);
+		}
 	for (i = 0; i < f->nw; i++)
 		if (f->w[i].pid > 0)
 			waitpid(f->w[i].pid, NULL, 0);
@@ -303,6 +335,159 @@ loop(struct floor *f)
 	}
 }
 
+#ifdef FLOOR_URING
+static struct io_uring_sqe *
+u_sqe(struct floor *f)
+{
+	struct io_uring_sqe	*sqe;
+
+	while ((sqe = io_uring_get_sqe(&f->ring)) == NULL)
+		io_uring_submit(&f->ring);
+	return sqe;
+}
+
+static void
+u_recv(struct floor *f, uint32_t i)
+{
+	struct io_uring_sqe	*sqe = u_sqe(f);
+
+	io_uring_prep_recv(sqe, f->w[i].chan, &f->u[i].in,
+	    sizeof(f->u[i].in), 0);
+	sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+	io_uring_sqe_set_data64(sqe, i);
+}
+
+static void
+u_accept(struct floor *f)
+{
+	struct io_uring_sqe	*sqe = u_sqe(f);
+
+	io_uring_prep_multishot_accept(sqe, f->lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ID_LISTEN);
+}
+
+/* Linked, so in one submission: the close runs once the send is done. */
+static void
+u_handoff(struct floor *f, uint32_t i, int fd)
+{
+	struct io_uring_sqe	*sqe;
+
+	if (io_uring_sq_space_left(&f->ring) < 2)
+		io_uring_submit(&f->ring);
+	memcpy(CMSG_DATA(&f->u[i].cm.hdr), &fd, sizeof(fd));
+	sqe = u_sqe(f);
+	io_uring_prep_sendmsg(sqe, f->w[i].chan, &f->u[i].msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ID_SEND);
+	io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS);
+	sqe = u_sqe(f);
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data64(sqe, ID_SEND);
+	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+	f->handed++;
+}
+
+static void
+u_setup(struct floor *f, int defer)
+{
+	struct io_uring_sqe	*sqe;
+	struct uwork		*u;
+	unsigned int		 flags = 0;
+	uint32_t		 i;
+	int			 e;
+
+	if (defer)
+		flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	if ((e = io_uring_queue_init(RING_ENTRIES, &f->ring, flags)) < 0)
+		errx(1, "io_uring_queue_init: %s", strerror(-e));
+	if ((f->u = calloc(f->nw, sizeof(*f->u))) == NULL)
+		err(1, NULL);
+	for (i = 0; i < f->nw; i++) {
+		u = &f->u[i];
+		u->iov.iov_base = &f->w[i].cookie;
+		u->iov.iov_len = sizeof(f->w[i].cookie);
+		u->msg.msg_iov = &u->iov;
+		u->msg.msg_iovlen = 1;
+		u->msg.msg_control = u->cm.buf;
+		u->msg.msg_controllen = sizeof(u->cm.buf);
+		u->cm.hdr.cmsg_level = SOL_SOCKET;
+		u->cm.hdr.cmsg_type = SCM_RIGHTS;
+		u->cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
+		u_recv(f, i);
+	}
+	sqe = u_sqe(f);
+	io_uring_prep_poll_add(sqe, f->sigfd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ID_SIGNAL);
+	u_accept(f);
+}
+
+static void
+u_accepted(struct floor *f, int fd, unsigned int flags)
+{
+	if (!(flags & IORING_CQE_F_MORE))
+		u_accept(f);
+	if (fd < 0)
+		return;
+	if (f->nidle > 0)
+		u_handoff(f, f->idle[--f->nidle], fd);
+	else if (f->flen < f->fcap)
+		f->fifo[(f->fhead + f->flen++) % f->fcap] = fd;
+	else
+		close(fd);
+}
+
+static void
+u_returned(struct floor *f, uint32_t i, int res)
+{
+	int	 fd;
+
+	if (res != sizeof(uint64_t)) {
+		warnx("worker %ld: channel closed or short", (long)f->w[i].pid);
+		stop(f, 1);
+	}
+	u_recv(f, i);
+	if (f->flen > 0) {
+		fd = f->fifo[f->fhead];
+		f->fhead = (f->fhead + 1) % f->fcap;
+		f->flen--;
+		u_handoff(f, i, fd);
+	} else
+		f->idle[f->nidle++] = i;
+}
+
+static void
+u_complete(struct floor *f, uint64_t id, int res, unsigned int flags)
+{
+	if (id == ID_SIGNAL)
+		stop(f, 0);
+	else if (id == ID_SEND) {
+		errx(1, "sendmsg or close: %s", strerror(-res));
+	} else if (id == ID_LISTEN)
+		u_accepted(f, res, flags);
+	else
+		u_returned(f, (uint32_t)id, res);
+}
+
+static void
+u_loop(struct floor *f)
+{
+	struct io_uring_cqe	*cqe;
+	unsigned int		 head, n;
+	int			 e;
+
+	for (;;) {
+		if ((e = io_uring_submit_and_wait(&f->ring, 1)) < 0 &&
+		    e != -EINTR)
+			errx(1, "io_uring_enter: %s", strerror(-e));
+		n = 0;
+		io_uring_for_each_cqe(&f->ring, head, cqe) {
+			u_complete(f, cqe->user_data, cqe->res, cqe->flags);
+			n++;
+		}
+		io_uring_cq_advance(&f->ring, n);
+	}
+}
+#endif
+
 int
 main(int argc, char *argv[])
 {
@@ -311,10 +496,21 @@ main(int argc, char *argv[])
 	sigset_t	 sigs;
 	long		 backlog = 1024, n = 8;
 	int		 ch;
+#ifdef FLOOR_URING
+	int		 uring = 0;
+#endif
 
 	memset(&f, 0, sizeof(f));
-	while ((ch = getopt(argc, argv, "+l:n:s:")) != -1)
+	while ((ch = getopt(argc, argv, "+l:n:s:uU")) != -1)
 		switch (ch) {
+		case 'u':
+		case 'U':
+#ifdef FLOOR_URING
+			uring = ch;
+#else
+			errx(1, "-%c: built without liburing", ch);
+#endif
+			break;
 		case 'l':
 			backlog = strtol(optarg, NULL, 10);
 			break;
@@ -349,6 +545,12 @@ main(int argc, char *argv[])
 	f.lfd = listener(path, (int)backlog);
 	watch(&f, f.sigfd, ID_SIGNAL);
 	spawn_all(&f, argv);
+#ifdef FLOOR_URING
+	if (uring) {
+		u_setup(&f, uring == 'U');
+		u_loop(&f);
+	}
+#endif
 	watch(&f, f.lfd, ID_LISTEN);
 	loop(&f);
 }

@@ -32,17 +32,18 @@ def main():
             sys.exit("hotpath: %s: not built (make all bench/floor)" % p)
     bench.KINDS["-r io_uring"] = uring_argv
     bench.KINDS["-r libevent"] = libevent_argv
-    kinds = ["-r io_uring", "-r libevent", "floor"]
+    kinds = ["-r io_uring", "-r libevent", "floor", "floor io_uring",
+             "floor io_uring defer"]
     with tempfile.TemporaryDirectory() as tmp:
         res = bench.pools(tmp, bench.SIZES, bench.HELLO, kinds)
-    print("%-12s %5s %9s %7s %8s %6s %7s  %s" % (
+    print("%-20s %5s %9s %7s %8s %6s %7s  %s" % (
         "manager", "-n", "cpu/conn", "/floor", "rps", "p50", "p99",
         "cpu/conn of each run (us)"))
     for n in bench.SIZES:
         floor = res[("floor", n)]["cpu"]
         for k in kinds:
             s = res[(k, n)]
-            print("%-12s %5d %7.2fus %7.2f %8.0f %6d %7d  %s" % (
+            print("%-20s %5d %7.2fus %7.2f %8.0f %6d %7d  %s" % (
                 k, n, s["cpu"], s["cpu"] / floor, s["rps"], s["p50"],
                 s["p99"], " ".join("%.1f" % r["cpu"] for r in s["runs"])))
 

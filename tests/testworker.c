@@ -39,8 +39,10 @@
  *			signals, keeps descriptors 0-3), report child=PID
  *
  * Options: --ignore-term, --exit-at-start=N, --startlog=PATH,
- * --no-sigterm-grace, --max-requests=N (exit 0 once N connections are
- * finished, right after giving the last one back).  Other arguments are
+ * --startclock=PATH (as --startlog, "PID NS" with NS the CLOCK_MONOTONIC
+ * nanoseconds at start, for bench/), --no-sigterm-grace,
+ * --max-requests=N (exit 0 once N connections are finished, right after
+ * giving the last one back).  Other arguments are
  * let be (reported as "args=").  The answer is "key=value" lines; in the
  * extension it names the connection's cookie ("cookie=").
  */
@@ -113,6 +115,7 @@ struct	opts {
 	int		 exitatstart;	/* -1 if not given */
 	long		 maxreq;	/* 0: no limit */
 	const char	*startlog;
+	const char	*startclock;
 };
 
 static void	sb_add(struct sbuf *, const void *, size_t);
@@ -128,7 +131,7 @@ static void	record_root(struct start *);
 static void	record_nofile(struct start *);
 static void	options(int, char *[], struct opts *, struct start *);
 static long	spawnchild(int);
-static void	startlog(const char *);
+static void	startlog(const char *, int);
 static void	msleep(long);
 static void	sleep_forever(void) __attribute__((noreturn));
 static void	sb_line(struct sbuf *, const char *, const struct sbuf *);
@@ -332,6 +335,8 @@ options(int argc, char *argv[], struct opts *o, struct start *st)
 			o->exitatstart = (int)v;
 		} else if (strncmp(argv[i], "--startlog=", 11) == 0)
 			o->startlog = argv[i] + 11;
+		else if (strncmp(argv[i], "--startclock=", 13) == 0)
+			o->startclock = argv[i] + 13;
 		else if (strncmp(argv[i], "--max-requests=", 15) == 0) {
 			if (num(argv[i] + 15, LONG_MAX, &o->maxreq) == -1 ||
 			    o->maxreq == 0)
@@ -370,15 +375,23 @@ spawnchild(int fd)
 
 /* One write with O_APPEND, so that lines of racing workers stay whole. */
 static void
-startlog(const char *path)
+startlog(const char *path, int clock)
 {
-	char	 buf[32];
-	int	 fd, len;
+	struct timespec	 ts;
+	char		 buf[64];
+	int		 fd, len;
 
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		err(1, "clock_gettime");
 	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 	    0644)) == -1)
 		err(1, "%s", path);
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	/* One write(2) with O_APPEND: lines of concurrent starts stay whole. */
+	if (clock)
+		len = snprintf(buf, sizeof(buf), "%ld %lld\n", (long)getpid(),
+		    (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+	else
+		len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (write(fd, buf, (size_t)len) != len)
 		err(1, "%s", path);
 	close(fd);
@@ -644,7 +657,9 @@ main(int argc, char *argv[])
 	if (o.ignoreterm && signal(SIGTERM, SIG_IGN) == SIG_ERR)
 		err(1, "signal");
 	if (o.startlog != NULL)
-		startlog(o.startlog);
+		startlog(o.startlog, 0);
+	if (o.startclock != NULL)
+		startlog(o.startclock, 1);
 	if (o.exitatstart != -1)
 		exit(o.exitatstart);
 

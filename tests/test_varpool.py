@@ -547,10 +547,13 @@ def test_sigterm_serves_the_held_connection(kfcgi):
     kfcgi.start(["-r", "-n", "1", "-N", "1"])
     kfcgi.wait_workers(1)
     first = inflight(kfcgi, 1, 1000)
+    before = len(fds(kfcgi.pid))
     second = spawn(kfcgi.request, query="sleep=10", timeout=30)
-    time.sleep(0.3)
-    assert listen_queue(kfcgi.sock)[0] == 0, \
-        "the second connection is queued in the kernel, not held by kfcgi"
+    # Held: one more descriptor in kfcgi, none left in the kernel's queue.
+    assert wait_for(lambda: len(fds(kfcgi.pid)) > before and
+                    listen_queue(kfcgi.sock)[0] == 0, 10), \
+        "the second connection is not held by kfcgi: queue %r" % (
+            listen_queue(kfcgi.sock),)
     assert not second.done()
     kfcgi.signal(signal.SIGTERM)
     finish(first + [second])

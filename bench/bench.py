@@ -179,6 +179,13 @@ class Manager:
             pass
         self.proc.wait()
         self.log.close()
+        # An io_uring accept may keep the listener open for a moment
+        # after its manager exits (floor -u leaves that to the kernel):
+        # the next manager must not find it there.
+        try:
+            os.unlink(self.sock)
+        except FileNotFoundError:
+            pass
 
 
 def kfcgi_argv(sock, worker, n, var):

@@ -199,6 +199,12 @@ def floor_argv(sock, worker, n, ring=None):
         ["-l", str(BACKLOG), "-n", str(n), "-s", sock, worker]
 
 
+def floor_has_uring():
+    """bench/floor was built with liburing (-u and -U)."""
+    r = subprocess.run([FLOOR, "-u"], capture_output=True, text=True)
+    return "without liburing" not in r.stderr
+
+
 def direct_argv(sock, worker, n):
     return [shutil.which("spawn-fcgi"), "-n", "-b", str(BACKLOG), "-s",
             sock, "--", shutil.which("multiwatch"), "-f", str(n), "--",
@@ -844,7 +850,8 @@ def main():
     results = {}
     try:
         if "pools" in ONLY:
-            results["pools"] = pools(tmp, SIZES, HELLO, list(KINDS))
+            results["pools"] = pools(tmp, SIZES, HELLO, [
+                k for k in KINDS if floor_has_uring() or "io_uring" not in k])
         if "libfcgi" in ONLY:
             results["libfcgi"] = pools(tmp, SIZES, LIBFCGI,
                                        ["direct", "kfcgi fixed", "kfcgi -e"])

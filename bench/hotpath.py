@@ -32,8 +32,9 @@ def main():
             sys.exit("hotpath: %s: not built (make all bench/floor)" % p)
     bench.KINDS["-r io_uring"] = uring_argv
     bench.KINDS["-r libevent"] = libevent_argv
-    kinds = ["-r io_uring", "-r libevent", "floor", "floor io_uring",
-             "floor io_uring defer"]
+    kinds = ["-r io_uring", "-r libevent", "floor"]
+    if bench.floor_has_uring():
+        kinds += ["floor io_uring", "floor io_uring defer"]
     with tempfile.TemporaryDirectory() as tmp:
         res = bench.pools(tmp, bench.SIZES, bench.HELLO, kinds)
     print("%-20s %5s %9s %7s %8s %6s %7s  %s" % (

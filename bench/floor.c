@@ -87,6 +87,8 @@ struct	floor {
 	int		 ep;
 	int		 sigfd;
 	unsigned long	 handed;
+	/* handoff(), or u_handoff() on the ring */
+	void		(*handoff)(struct floor *, uint32_t, int);
 #ifdef FLOOR_URING
 	struct io_uring	 ring;
 	struct uwork	*u;		/* per worker, as the ring needs it */
@@ -111,6 +113,8 @@ static char	**worker_env(void);
 static void	spawn_all(struct floor *, char **);
 static void	watch(struct floor *, int, uint32_t);
 static void	handoff(struct floor *, uint32_t, int);
+static void	take(struct floor *, int);
+static void	freed(struct floor *, uint32_t);
 static void	on_accept(struct floor *);
 static void	on_cookie(struct floor *, uint32_t);
 static void	stop(struct floor *, int) __attribute__((noreturn));
@@ -262,34 +266,48 @@ on_accept(struct floor *f)
 				warn("accept4");
 			return;
 		}
-		if (f->nidle > 0)
-			handoff(f, f->idle[--f->nidle], fd);
-		else if (f->flen < f->fcap)
-			f->fifo[(f->fhead + f->flen++) % f->fcap] = fd;
-		else
-			close(fd);	/* more waiting than descriptors */
+		take(f, fd);
 	}
 }
 
-/* The worker is done: the oldest waiting connection, or the stack. */
+/* A connection: to the most recently freed worker, or it waits. */
+static void
+take(struct floor *f, int fd)
+{
+	if (f->nidle > 0)
+		f->handoff(f, f->idle[--f->nidle], fd);
+	else if (f->flen < f->fcap)
+		f->fifo[(f->fhead + f->flen++) % f->fcap] = fd;
+	else
+		close(fd);	/* more waiting than descriptors */
+}
+
+/* Worker i is done: the oldest waiting connection, or the stack. */
+static void
+freed(struct floor *f, uint32_t i)
+{
+	int	 fd;
+
+	if (f->flen > 0) {
+		fd = f->fifo[f->fhead];
+		f->fhead = (f->fhead + 1) % f->fcap;
+		f->flen--;
+		f->handoff(f, i, fd);
+	} else
+		f->idle[f->nidle++] = i;
+}
+
 static void
 on_cookie(struct floor *f, uint32_t i)
 {
 	uint64_t	 cookie;
-	int		 fd;
 
 	if (recv(f->w[i].chan, &cookie, sizeof(cookie), MSG_DONTWAIT) !=
 	    sizeof(cookie)) {
 		warnx("worker %ld: channel closed or short", (long)f->w[i].pid);
 		stop(f, 1);
 	}
-	if (f->flen > 0) {
-		fd = f->fifo[f->fhead];
-		f->fhead = (f->fhead + 1) % f->fcap;
-		f->flen--;
-		handoff(f, i, fd);
-	} else
-		f->idle[f->nidle++] = i;
+	freed(f, i);
 }
 
 /* Channels closed: the workers read EOF and exit; then reap them. */
@@ -425,33 +443,19 @@ u_accepted(struct floor *f, int fd, unsigned int flags)
 {
 	if (!(flags & IORING_CQE_F_MORE))
 		u_accept(f);
-	if (fd < 0)
-		return;
-	if (f->nidle > 0)
-		u_handoff(f, f->idle[--f->nidle], fd);
-	else if (f->flen < f->fcap)
-		f->fifo[(f->fhead + f->flen++) % f->fcap] = fd;
-	else
-		close(fd);
+	if (fd >= 0)
+		take(f, fd);
 }
 
 static void
 u_returned(struct floor *f, uint32_t i, int res)
 {
-	int	 fd;
-
 	if (res != sizeof(uint64_t)) {
 		warnx("worker %ld: channel closed or short", (long)f->w[i].pid);
 		stop(f, 1);
 	}
 	u_recv(f, i);
-	if (f->flen > 0) {
-		fd = f->fifo[f->fhead];
-		f->fhead = (f->fhead + 1) % f->fcap;
-		f->flen--;
-		u_handoff(f, i, fd);
-	} else
-		f->idle[f->nidle++] = i;
+	freed(f, i);
 }
 
 static void
@@ -459,9 +463,9 @@ u_complete(struct floor *f, uint64_t id, int res, unsigned int flags)
 {
 	if (id == ID_SIGNAL)
 		stop(f, 0);
-	else if (id == ID_SEND) {
+	else if (id == ID_SEND)
 		errx(1, "sendmsg or close: %s", strerror(-res));
-	} else if (id == ID_LISTEN)
+	else if (id == ID_LISTEN)
 		u_accepted(f, res, flags);
 	else
 		u_returned(f, (uint32_t)id, res);
@@ -547,10 +551,12 @@ main(int argc, char *argv[])
 	spawn_all(&f, argv);
 #ifdef FLOOR_URING
 	if (uring) {
+		f.handoff = u_handoff;
 		u_setup(&f, uring == 'U');
 		u_loop(&f);
 	}
 #endif
+	f.handoff = handoff;
 	watch(&f, f.lfd, ID_LISTEN);
 	loop(&f);
 }

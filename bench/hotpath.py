@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """bench/hotpath.py: kfcgi -r on its two hot paths side by side, io_uring
 (the default where it works) and libevent (KFCGI_NO_URING=1), with
-bench/floor as the yardstick: manager CPU per connection, throughput, p50
-and p99, for each pool size.  Not a test, and writes nothing.  Runs and
+bench/floor as the yardstick (and, where it was built with liburing, its
+io_uring forms -u and -U for reference): manager CPU per connection,
+throughput, p50 and p99, for each pool size.  Not a test, and writes nothing.  Runs and
 repeats as bench.py's pools section, with its knobs (BENCH_SECONDS,
 BENCH_REPEATS, BENCH_CONNS, BENCH_SIZES); build first (`make all
 bench/floor`).  The io_uring column is kfcgi's default: where the kernel
